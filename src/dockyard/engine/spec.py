@@ -1,0 +1,144 @@
+"""A container's docker Config + HostConfig → the OCI runtime spec (config.json) its shim runs.
+
+Docker's defaults come from ``dockyard.oci.runtime_spec.default_spec``; this module adds
+what is per container: command, environment (PATH, HOSTNAME, TERM as dockerd sets them),
+user, working dir, hostname, the /etc/hostname, /etc/hosts and /etc/resolv.conf binds,
+/dev/shm size, capabilities added or dropped, privileged mode, rlimits and resources.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dockyard.engine.model import Container
+from dockyard.errors import InvalidArgument
+from dockyard.oci import runtime_spec as rs
+
+__all__ = ["build_spec", "container_env"]
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ALL_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
+
+def container_env(config: dict[str, Any]) -> list[str]:
+    """dockerd's order: PATH, HOSTNAME, TERM (with a tty), then the container's own Env
+    replacing those by key."""
+    base = [DEFAULT_PATH, f"HOSTNAME={config.get('Hostname', '')}"]
+    if config.get("Tty"):
+        base.append("TERM=xterm")
+    return rs.merge_env(base, config.get("Env") or [])
+
+
+def _caps(hc: dict[str, Any]) -> list[str]:
+    if hc.get("Privileged"):
+        return list(ALL_CAPS)
+    caps = list(rs.DEFAULT_CAPABILITIES)
+
+    def norm(c: str) -> str:
+        c = c.upper()
+        return c if c.startswith("CAP_") else "CAP_" + c
+
+    adds = [norm(c) for c in hc.get("CapAdd") or []]
+    drops = [norm(c) for c in hc.get("CapDrop") or []]
+    for c in adds + drops:
+        if c != "CAP_ALL" and c not in ALL_CAPS:
+            raise InvalidArgument(f"unknown capability: {c!r}")
+    if "CAP_ALL" in adds:
+        caps = list(ALL_CAPS)
+    else:
+        caps += [c for c in adds if c not in caps]
+    if "CAP_ALL" in drops:
+        caps = [c for c in adds if c != "CAP_ALL"]
+    else:
+        caps = [c for c in caps if c not in drops]
+    return caps
+
+
+def _resources(hc: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    mem: dict[str, Any] = {}
+    if hc.get("Memory"):
+        mem["limit"] = int(hc["Memory"])
+    if hc.get("MemoryReservation"):
+        mem["reservation"] = int(hc["MemoryReservation"])
+    if hc.get("MemorySwap"):
+        mem["swap"] = int(hc["MemorySwap"])
+    if mem:
+        res["memory"] = mem
+    cpu: dict[str, Any] = {}
+    if hc.get("CpuShares"):
+        cpu["shares"] = int(hc["CpuShares"])
+    if hc.get("NanoCpus"):
+        cpu["period"] = 100000
+        cpu["quota"] = int(hc["NanoCpus"]) * 100000 // 1_000_000_000
+    if hc.get("CpuQuota"):
+        cpu["quota"] = int(hc["CpuQuota"])
+    if hc.get("CpuPeriod"):
+        cpu["period"] = int(hc["CpuPeriod"])
+    if hc.get("CpusetCpus"):
+        cpu["cpus"] = str(hc["CpusetCpus"])
+    if hc.get("CpusetMems"):
+        cpu["mems"] = str(hc["CpusetMems"])
+    if cpu:
+        res["cpu"] = cpu
+    if hc.get("PidsLimit"):
+        res["pids"] = {"limit": int(hc["PidsLimit"])}
+    return res
+
+
+def _rlimits(hc: dict[str, Any]) -> list[dict[str, Any]]:
+    limits = {r["type"]: dict(r) for r in rs.DEFAULT_RLIMITS}
+    for u in hc.get("Ulimits") or []:
+        name = "RLIMIT_" + str(u.get("Name", "")).upper()
+        limits[name] = {"type": name, "soft": int(u.get("Soft", 0)), "hard": int(u.get("Hard", 0))}
+    return list(limits.values())
+
+
+def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> dict[str, Any]:
+    cfg, hc = c.config, c.host_config
+    bind = ["rbind", "rprivate"]
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/etc/resolv.conf", "type": "bind", "source": c.paths["ResolvConfPath"], "options": bind},
+        {"destination": "/etc/hostname", "type": "bind", "source": c.paths["HostnamePath"], "options": bind},
+        {"destination": "/etc/hosts", "type": "bind", "source": c.paths["HostsPath"], "options": bind},
+    ]
+    shm = int(hc.get("ShmSize") or 67108864)
+    mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                   "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]})
+    console = hc.get("ConsoleSize") or [0, 0]
+    privileged = bool(hc.get("Privileged"))
+    spec = rs.default_spec(
+        c.argv,
+        env=container_env(cfg),
+        cwd=cfg.get("WorkingDir") or "/",
+        hostname=cfg.get("Hostname") or c.id[:12],
+        domainname=cfg.get("Domainname") or "",
+        terminal=bool(cfg.get("Tty")),
+        console_size=(int(console[0]), int(console[1])) if cfg.get("Tty") and console[0] and console[1] else None,
+        user=cfg.get("User") or None,
+        root_path="rootfs",
+        readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
+        capabilities=_caps(hc),
+        no_new_privileges=not privileged,
+        rlimits=_rlimits(hc),
+        mounts=mounts,
+        masked_paths=() if privileged else rs.DEFAULT_MASKED_PATHS,
+        readonly_paths=() if privileged else rs.DEFAULT_READONLY_PATHS,
+        resources=_resources(hc),
+        cgroups_path=f"{cgroup_parent}/{c.id}",
+        oom_score_adj=int(hc["OomScoreAdj"]) if hc.get("OomScoreAdj") else None,
+        sysctl=hc.get("Sysctls") or None,
+        annotations={"org.dockyard.container.name": c.name},
+    )
+    return spec
