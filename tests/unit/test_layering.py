@@ -12,8 +12,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dockyard"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "ids": {"errors"},
-    "oci": {"errors", "util"},
-    "util": {"errors"},
+    "oci": {"errors"},
+    "util": {"errors", "oci"},
     "linux": {"errors", "oci"},
     "store": {"errors", "util"},
     "content": {"errors", "oci", "util"},
@@ -57,7 +57,10 @@ def _imports(tree: ast.AST, module_file: Path) -> list[tuple[int, str]]:
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
-            out.append((node.lineno, name))
+            if name == "dockyard":  # from dockyard import errors → dockyard.errors
+                out += [(node.lineno, f"dockyard.{a.name}") for a in node.names]
+            else:
+                out.append((node.lineno, name))
     return out
 
 
@@ -85,4 +88,6 @@ def test_checker_catches_a_forbidden_edge(tmp_path: Path) -> None:
     tree = ast.parse("def f():\n    from dockyard.engine import engine\n")
     names = [n for _, n in _imports(tree, f)]
     assert names == ["dockyard.engine"]
+    tree = ast.parse("from dockyard import engine, errors\n")
+    assert [n for _, n in _imports(tree, f)] == ["dockyard.engine", "dockyard.errors"]
     assert "engine" not in ALLOWED["runtime"]
