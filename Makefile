@@ -23,6 +23,7 @@ deps:
 $(BIN)/.installed: pyproject.toml | deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/python -m compileall -q src  # CLI start-up: never pay for compiling
 	touch $@
 
 venv: deps $(BIN)/.installed
@@ -42,8 +43,10 @@ test: venv images
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit tests/conformance
 
+# The demo runs in a network namespace of its own too: nothing it starts can leave this machine.
 demo: venv images
-	DOCKYARD_BUSYBOX_TAR=$(CURDIR)/$(BUSYBOX_TAR) PATH=$(CURDIR)/$(BIN):$$PATH ./scripts/demo.sh
+	unshare --net -- bash -c 'ip link set lo up && DOCKYARD_BUSYBOX_TAR=$(CURDIR)/$(BUSYBOX_TAR) \
+		PATH=$(CURDIR)/$(BIN):$$PATH ./scripts/demo.sh'
 
 bench: venv images
 	DOCKYARD_BUSYBOX_TAR=$(CURDIR)/$(BUSYBOX_TAR) unshare --net -- bash -c 'ip link set lo up && \

@@ -47,6 +47,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _leak_check() -> Iterator[None]:
+    leakcheck.mark_session()
     before = leakcheck.snapshot()
     yield
     found = leakcheck.leaks(before)

@@ -1,14 +1,17 @@
 """What the test run leaves behind on the host: mounts, processes, cgroups, namespaces, links.
 
 ``snapshot()`` before the run, ``leaks(before)`` after: a non-empty result fails the run.
-A process counts as ours if its command line mentions dockyard, or it lives in another pid
-or mount namespace than the test runner (a container's process).
+A process counts as ours if it, or one of its ancestors, carries this session's marker in
+its environment (``DOCKYARD_TEST_SESSION``, set by ``mark_session()`` and inherited by
+every daemon, launcher and shim the tests start; a container's process is a child of its
+shim). Processes of other sessions running at the same time are not ours.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,26 +72,47 @@ def snapshot() -> Snapshot:
     return Snapshot(_mounts(), _pids(), _cgroups(), _links(), _netns())
 
 
+MARKER = "DOCKYARD_TEST_SESSION"
+
+
+def mark_session() -> str:
+    """Tag this process's environment so that everything it starts can be told apart."""
+    token = os.environ.get(MARKER) or uuid.uuid4().hex
+    os.environ[MARKER] = token
+    return token
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _marked(pid: int, token: bytes) -> bool:
+    try:
+        return token in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
 def _ours(pid: int) -> str | None:
-    """A description of pid if it is something the tests started, else None."""
+    """A description of pid if this session started it (itself or an ancestor is marked)."""
+    token = f"{MARKER}={os.environ.get(MARKER, '')}".encode()
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    if not raw or ppid == 2:  # kernel threads
-        return None
-    cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()
-    me = os.getpid()
-    try:
-        other_ns = any(
-            os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/{me}/ns/{ns}")
-            for ns in ("pid", "mnt")
-        )
     except OSError:
-        other_ns = False
-    if "dockyard" in cmd or other_ns:
-        return f"pid {pid}: {cmd[:120]}"
+        return None
+    if not raw or _ppid(pid) == 2 or not os.environ.get(MARKER):  # kernel threads
+        return None
+    p = pid
+    for _ in range(8):
+        if p <= 1 or p == os.getpid():
+            return None
+        if _marked(p, token):
+            cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+            return f"pid {pid}: {cmd[:120]}"
+        p = _ppid(p)
     return None
 
 
