@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
 # third-party packages and the only parts that may import them
 THIRD_PARTY: dict[str, set[str]] = {
     "aiohttp": {"daemon", "registry", "distribution", "engine"},
+    "bcrypt": {"registry"},
 }
 
 

@@ -11,12 +11,12 @@ from dockyard.errors import InvalidArgument
 __all__ = ["Digester", "digest_bytes", "is_digest", "parse_digest", "validate_digest"]
 
 _ALGOS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha512):([0-9a-f]+)$")
+_DIGEST_RE = re.compile(r"(sha256|sha512):([0-9a-f]+)")
 
 
 def parse_digest(d: str) -> tuple[str, str]:
     """Split and validate ``sha256:<64 lowercase hex>``; InvalidArgument otherwise."""
-    m = _DIGEST_RE.match(d)
+    m = _DIGEST_RE.fullmatch(d)
     if not m or len(m.group(2)) != _ALGOS[m.group(1)]:
         raise InvalidArgument(f"invalid digest: {d!r}")
     return m.group(1), m.group(2)

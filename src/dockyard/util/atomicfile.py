@@ -7,6 +7,7 @@ This is the only way dockyard replaces a file whose previous content must surviv
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 __all__ = ["write_atomic", "fsync_dir"]
@@ -33,7 +34,8 @@ def write_atomic(
     p = Path(path)
     if isinstance(data, str):
         data = data.encode()
-    tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}")
+    # unique per process and thread: two writers of the same file never share a temp file
+    tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}.{threading.get_ident()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)

@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per resource; ``app.py`` routes to them after auth."""
