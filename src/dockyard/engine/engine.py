@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 from dockyard.engine.config import EngineConfig
 from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageBackend
+from dockyard.engine.images import ImageBackend, docker_container_config
 from dockyard.engine.spec import build_spec
 from dockyard.engine.system import SystemInfo
+from dockyard.errors import NotFound
 from dockyard.image.service import ImageService
+from dockyard.oci.mount import Mount
 from dockyard.runtime.shimclient import Launcher
 from dockyard.store.containers import ContainerRecords
 from dockyard.store.db import Database
@@ -46,29 +49,83 @@ def _daemon_id(cfg: EngineConfig) -> str:
         return ident
 
 
+class _ContainerImages:
+    """The image service as containers see it (engine.containers.ContainerImages)."""
+
+    def __init__(self, svc: ImageService, containers_dir: Any) -> None:
+        self.svc = svc
+        self.containers_dir = containers_dir
+
+    def resolve_image(self, ref: str) -> tuple[str, dict[str, Any]]:
+        img = self.svc.get(ref)
+        return img.id, docker_container_config(img.config.get("config"))
+
+    def image_name_for(self, as_typed: str, image_id: str) -> str:
+        try:
+            return as_typed if as_typed and self.svc.resolve(as_typed) == image_id else image_id
+        except NotFound:
+            return image_id
+
+    def prepare_rootfs(self, image_id: str, key: str) -> list[Mount]:
+        return self.svc.prepare_rootfs(image_id, key)
+
+    def rootfs_mounts(self, key: str) -> list[Mount]:
+        return self.svc.rootfs_mounts(key)
+
+    def remove_rootfs(self, key: str) -> None:
+        self.svc.remove_rootfs(key)
+
+    def rootfs_usage(self, key: str) -> tuple[int, int]:
+        return self.svc.rootfs_usage(key)
+
+    def graph_driver(self, key: str) -> dict[str, Any]:
+        data: dict[str, str] = {}
+        for m in self.svc.rootfs_mounts(key):
+            if m.type != "overlay":
+                continue
+            for opt in m.options:
+                k, _, v = opt.partition("=")
+                if k == "lowerdir":
+                    data["LowerDir"] = v
+                elif k == "upperdir":
+                    data["UpperDir"] = v
+                elif k == "workdir":
+                    data["WorkDir"] = v
+            data["MergedDir"] = str(self.containers_dir / key / "rootfs")
+        return {"Name": self.svc.driver_name, "Data": data or None}
+
+
 class Engine:
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
         cfg.data_root.mkdir(parents=True, exist_ok=True)
         cfg.exec_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.db_path)
-        self.image_service = ImageService(cfg.data_root, self.db)
+        self.image_service = ImageService.open(cfg.data_root, self.db)
         self.launcher = Launcher()
         self.containers = ContainerService(
-            cfg, ContainerRecords(self.db), self.image_service, self.launcher,
-            functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent))
-        self.images = ImageBackend(self.image_service, self._containers_using)
+            cfg, ContainerRecords(self.db), _ContainerImages(self.image_service, cfg.containers_dir),
+            self.launcher, functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent))
+        self.images = ImageBackend(self.image_service, self._containers_using, self._is_running)
         self.system = SystemInfo(cfg, _daemon_id(cfg), self.containers.counts, self._image_count)
 
-    def _containers_using(self, image_id: str) -> list[tuple[str, bool]]:
-        return self.containers.containers_using(image_id)
+    def _containers_using(self, image_id: str) -> list[str]:
+        return [cid for cid, _ in self.containers.containers_using(image_id)]
+
+    def _is_running(self, container_id: str) -> bool:
+        c = self.containers.by_id.get(container_id)
+        return c is not None and c.status.is_running()
 
     def _image_count(self) -> int:
-        return len(self.image_service.list_images())
+        return self.image_service.count()
 
     async def start(self) -> None:
         await self.launcher.start()
         await self.containers.restore()
+        # a container rootfs whose container is gone (a crash between the two removals)
+        for key in self.image_service.rootfs_keys():
+            if key not in self.containers.by_id:
+                self.image_service.remove_rootfs(key)
 
     async def close(self) -> None:
         await self.launcher.close()

@@ -304,16 +304,14 @@ class Shim:
         self.done_at = time.monotonic()
 
     def _cleanup_cgroup(self) -> None:
-        if not self.cfg.cgroup_path:
+        """Kill what is left in the container's cgroup and remove it."""
+        destroy = getattr(self.init, "destroy", None)
+        if destroy is None:
             return
         try:
-            from dockyard.runtime.cgroups import remove_cgroup
-        except ImportError:
-            return
-        try:
-            remove_cgroup(self.cfg.cgroup_path)
-        except OSError:
-            pass
+            destroy()
+        except Exception as exc:  # never let cleanup take the shim down before it answers
+            print(f"shim {self.cfg.id[:12]}: cgroup cleanup: {exc}", flush=True)
 
     # --- container output -----------------------------------------------------------------
 
@@ -552,11 +550,11 @@ class Shim:
     def _kill(self, sig: int, all_: bool) -> dict[str, Any]:
         if self.exit_code is not None or self.status == "exited":
             return {"ok": False, "error": "container not running", "kind": "Conflict"}
-        if all_ and self.cfg.cgroup_path:
+        cgroup = getattr(self.init, "cgroup", None)
+        if all_ and cgroup is not None:
             try:
-                from dockyard.runtime.cgroups import kill_cgroup
-                kill_cgroup(self.cfg.cgroup_path, sig)
-            except (ImportError, OSError):
+                cgroup.kill_all(sig)
+            except OSError:
                 pass
         try:
             os.kill(self.pid, sig)

@@ -14,31 +14,38 @@ Schema, version 1::
       created TEXT                            -- RFC 3339 with nanoseconds, UTC
       doc TEXT                                -- JSON: Config, HostConfig, State, runtime bits (engine-owned shape)
     images                                    -- one row per image config in the local store
-      id TEXT PK                              -- 'sha256:<hex>' = digest of the config bytes
-      created INTEGER                         -- unix seconds the image was added locally
+      id TEXT PK                              -- 'sha256:<hex>' = digest of the config blob (exact bytes
+                                              --   kept in the content store)
+      created INTEGER                         -- the config's "created", unix seconds (0 if absent)
+      added INTEGER                           -- unix seconds the image was stored locally
       parent TEXT                             -- id of the parent image ('' if none; commit/build)
-      size INTEGER                            -- unpacked size in bytes of all layers
-      doc TEXT                                -- JSON: extra image metadata (image-service-owned)
+      chain_id TEXT                           -- chain id of the top layer ('' if it has no layers)
+      size INTEGER                            -- unpacked size in bytes of all its layers
+      doc TEXT                                -- JSON (image-service-owned): {"layers": [the
+                                              --   descriptor of each layer blob, base first],
+                                              --   "config_size": N, ...}
     image_refs                                -- names that point at images
-      ref TEXT PK                             -- normalised: 'docker.io/library/busybox:latest' or 'repo@sha256:..'
-      image_id TEXT                           -- -> images.id
+      ref TEXT PK                             -- normalised: 'docker.io/library/busybox:latest'
+                                              --   or 'docker.io/library/busybox@sha256:...'
+      image_id TEXT -> images.id              -- ON DELETE CASCADE
       kind TEXT                               -- 'tag' | 'digest'
       created INTEGER                         -- unix seconds the name was set
     layers                                    -- unpacked layer stacks, shared between images
       chain_id TEXT PK                        -- 'sha256:<hex>' (image-spec ChainID)
       diff_id TEXT                            -- digest of the uncompressed layer tar
       parent TEXT                             -- chain_id of the layer below ('' for a base layer)
-      snapshot TEXT                           -- key of the committed snapshot holding the unpacked layer
+      snapshot TEXT                           -- committed snapshot holding the unpacked layer
       size INTEGER                            -- unpacked size in bytes of this layer alone
       blob TEXT                               -- digest of the blob it came from ('' if unknown)
       media_type TEXT                         -- media type of that blob
     snapshots                                 -- snapshotter records (see dockyard.snapshot)
-      key TEXT PK                             -- snapshot key (committed: the chain id; active: container id)
-      num INTEGER UNIQUE                      -- short numeric directory name: snapshots/<num>/{fs,work}
+      key TEXT PK                             -- committed: the chain id; active: the container
+                                              --   id, or 'extract-<random>' while unpacking
+      num INTEGER UNIQUE                      -- short directory name: snapshots/<num>/{fs,work}
       parent TEXT                             -- key of the parent committed snapshot ('' if none)
       kind TEXT                               -- 'committed' | 'active' | 'view'
       created INTEGER                         -- unix seconds
-      labels TEXT                             -- JSON object
+      labels TEXT                             -- JSON object of strings
 
 A change of layout adds a numbered migration to ``MIGRATIONS`` and updates this drawing.
 """
@@ -60,14 +67,17 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX containers_image ON containers(image_id)",
         """CREATE TABLE images (
             id TEXT PRIMARY KEY,
-            created INTEGER NOT NULL,
+            created INTEGER NOT NULL DEFAULT 0,
+            added INTEGER NOT NULL,
             parent TEXT NOT NULL DEFAULT '',
+            chain_id TEXT NOT NULL DEFAULT '',
             size INTEGER NOT NULL DEFAULT 0,
             doc TEXT NOT NULL DEFAULT '{}'
         )""",
+        "CREATE INDEX images_parent ON images(parent)",
         """CREATE TABLE image_refs (
             ref TEXT PRIMARY KEY,
-            image_id TEXT NOT NULL,
+            image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
             kind TEXT NOT NULL,
             created INTEGER NOT NULL
         )""",
@@ -89,5 +99,6 @@ MIGRATIONS: dict[int, list[str]] = {
             created INTEGER NOT NULL,
             labels TEXT NOT NULL DEFAULT '{}'
         )""",
+        "CREATE INDEX snapshots_parent ON snapshots(parent)",
     ],
 }
