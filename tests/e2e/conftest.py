@@ -34,7 +34,11 @@ class _UnixConnection(http.client.HTTPConnection):
     def connect(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
-        s.connect(self._path)
+        try:
+            s.connect(self._path)
+        except OSError:
+            s.close()
+            raise
         self.sock = s
 
 
@@ -55,12 +59,13 @@ class Daemon:
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 20) -> None:
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root),
-             "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
-             "--log-level", "debug"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-        )
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root),
+                 "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
+                 "--log-level", "debug"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

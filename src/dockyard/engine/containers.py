@@ -281,6 +281,7 @@ class ContainerService:
             self._persist(c)
             self._fail_pending_attach(lv, msg)
             shutil.rmtree(state_dir, ignore_errors=True)
+            self._auto_remove_after_failed_start(c)
             raise errors.OCIRuntimeError(msg) from None
         shim = ShimClient(state_dir)
         lv.shim = shim
@@ -294,11 +295,26 @@ class ContainerService:
             await self._kill_quietly(shim)
             c.set_start_failed(_exit_code_for(exc.message), exc.message)
             self._persist(c)
+            self._auto_remove_after_failed_start(c)
             raise errors.OCIRuntimeError(exc.message) from None
         c.set_running(int(reply.get("pid") or 0), reply.get("started_at") or rfc3339nano(now_ns()))
         self._persist(c)
         self._changed(c)
         lv.monitor = asyncio.create_task(self._monitor(c, waiter))
+
+    def _auto_remove_after_failed_start(self, c: Container) -> None:
+        """dockerd removes an auto-remove container whose start failed; ``run --rm`` waits
+        for that removal (``wait?condition=removed``) after the failed start."""
+        if not c.host_config.get("AutoRemove"):
+            return
+
+        async def remove() -> None:
+            try:
+                await self.remove(c.id, force=True)
+            except errors.DockyardError as exc:
+                log.warning("auto-remove of %s failed: %s", c.short_id, exc)
+
+        asyncio.get_running_loop().create_task(remove())
 
     async def _kill_quietly(self, shim: ShimClient) -> None:
         try:

@@ -23,9 +23,10 @@ import functools
 import os
 from typing import Any
 
+from dockyard.distribution import Distribution
 from dockyard.engine.config import EngineConfig
 from dockyard.engine.containers import ContainerService
-from dockyard.engine.images import ImageBackend, docker_container_config
+from dockyard.engine.images import CommitSource, ImageBackend, docker_container_config
 from dockyard.engine.spec import build_spec
 from dockyard.engine.system import SystemInfo
 from dockyard.errors import NotFound
@@ -106,7 +107,11 @@ class Engine:
         self.containers = ContainerService(
             cfg, ContainerRecords(self.db), _ContainerImages(self.image_service, cfg.containers_dir),
             self.launcher, functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent))
-        self.images = ImageBackend(self.image_service, self._containers_using, self._is_running)
+        self.images = ImageBackend(  # issue 3: registry client, commit source, spool dir
+            self.image_service, self._containers_using, self._is_running,
+            distribution=Distribution(mirrors=cfg.registry_mirrors,
+                                      insecure=cfg.insecure_registries),
+            commit_source=self._commit_source, tmp_dir=cfg.data_root / "tmp")
         self.system = SystemInfo(cfg, _daemon_id(cfg), self.containers.counts, self._image_count)
 
     def _containers_using(self, image_id: str) -> list[str]:
@@ -115,6 +120,10 @@ class Engine:
     def _is_running(self, container_id: str) -> bool:
         c = self.containers.by_id.get(container_id)
         return c is not None and c.status.is_running()
+
+    def _commit_source(self, ref: str) -> CommitSource:  # issue 3: what commit needs
+        c = self.containers.get(ref)
+        return CommitSource(c.id, c.config, c.image_id, c.status.is_running(), c.name)
 
     def _image_count(self) -> int:
         return self.image_service.count()
@@ -128,6 +137,7 @@ class Engine:
                 self.image_service.remove_rootfs(key)
 
     async def close(self) -> None:
+        await self.images.close()         # issue 3: the registry client's HTTP session
         await self.launcher.close()
         self.db.close()
 

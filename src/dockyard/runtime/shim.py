@@ -37,6 +37,7 @@ from typing import Any
 
 from dockyard.util.atomicfile import write_atomic
 from dockyard.util.timefmt import rfc3339nano
+from dockyard.util.unixsock import bind_unix
 
 __all__ = ["ShimConfig", "Shim", "main", "exit_status"]
 
@@ -204,7 +205,7 @@ class Shim:
         except FileNotFoundError:
             pass
         lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        lsock.bind(path)
+        bind_unix(lsock, path)
         os.chmod(path, 0o600)
         lsock.listen(64)
         lsock.setblocking(False)

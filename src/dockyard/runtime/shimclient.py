@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard import errors
+from dockyard.util.unixsock import connect_unix
 
 __all__ = ["Launcher", "ShimClient", "ShimGone", "raise_for"]
 
@@ -111,11 +112,15 @@ class ShimClient:
         self.state_dir = Path(state_dir)
         self.sock_path = str(self.state_dir / "shim.sock")
 
-    async def _open(self, req: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
-            reader, writer = await asyncio.open_unix_connection(self.sock_path, limit=1 << 20)
+            sock = connect_unix(self.sock_path, blocking=False)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise ShimGone(f"shim of {self.state_dir.name} is gone") from exc
+        return await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
+
+    async def _open(self, req: dict[str, Any]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
+        reader, writer = await self._connect()
         writer.write(json.dumps(req).encode() + b"\n")
         try:
             await writer.drain()
@@ -139,10 +144,7 @@ class ShimClient:
 
         Registering before ``start`` guarantees the exit cannot be missed: the shim does not
         wind down while a waiter is connected."""
-        try:
-            reader, writer = await asyncio.open_unix_connection(self.sock_path)
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise ShimGone(f"shim of {self.state_dir.name} is gone") from exc
+        reader, writer = await self._connect()
         writer.write(b'{"op":"wait"}\n')
         await writer.drain()
 

@@ -182,13 +182,8 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
                     return client.response
                 src, dst = attach_task.result()
                 await relay(client, src, dst, forward_stdin=stdin)
-        except errors.DockyardError as exc:
-            try:
-                await client.write(f"Error: {exc.message}\r\n".encode())
-            except ConnectionError:
-                pass
-        except ConnectionError:
-            pass
+        except (errors.DockyardError, ConnectionError):
+            pass  # e.g. the start failed or the container was removed: the stream just ends
         finally:
             await client.close()
         return client.response

@@ -1,4 +1,5 @@
-"""Image routes: create (import; pull later), list, inspect, tag, history, remove, prune.
+"""Image routes: create (import, pull), push, list, inspect, tag, history, remove, prune,
+save (``/images/get``), load, and ``/commit`` (an image from a container).
 
 Image names in paths are not escaped and contain ``/`` and ``:``
 (``/images/localhost:5000/busybox:1/json``): they are routed as ``{name:.*}`` followed by
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from dockyard.daemon.app import API_VERSION, API_VERSION_KEY, add_route
-from dockyard.daemon.http import json_response, q_bool, q_filters
+from dockyard.daemon.http import json_body, json_response, q_bool, q_filters
 from dockyard.errors import DockyardError, InvalidArgument
 
 __all__ = ["ImagesBackend", "setup"]
@@ -63,6 +64,23 @@ class ImagesBackend(Protocol):
             self, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """``{"ImagesDeleted": [...] | null, "SpaceReclaimed": n}``."""
 
+    def push_image(self, name: str, tag: str = "", *, auth: str = "",
+                   platform: str = "") -> AsyncIterator[dict[str, Any]]:
+        """Push, yielding docker progress messages (errors as for ``pull_image``)."""
+
+    async def commit(self, container: str, *, repo: str = "", tag: str = "",
+                     comment: str = "", author: str = "", changes: Sequence[str] = (),
+                     pause: bool = True, config: Mapping[str, Any] | None = None) -> str:
+        """A new image from the container's changes; returns its id."""
+
+    async def save_images(self, names: Sequence[str],
+                          platform: str = "") -> AsyncIterator[bytes]:
+        """Resolve ``names`` (raising NoSuchImage), then the archive's bytes."""
+
+    def load_images(self, body: AsyncIterable[bytes], *, quiet: bool = False,
+                    platform: str = "") -> AsyncIterator[dict[str, Any]]:
+        """Load an archive, yielding ``{"stream": "Loaded image: ..."}`` messages."""
+
 
 def _vlt(request: web.Request, version: str) -> bool:
     """The request's API version is below ``version``."""
@@ -99,6 +117,23 @@ async def _progress(request: web.Request,
         except Exception as exc:  # reported in-band, as dockerd does
             text = f"{type(exc).__name__}: {exc}"
             await resp.write(_line({"errorDetail": {"message": text}, "error": text}))
+    await resp.write_eof()
+    return resp
+
+
+async def _stream_always(request: web.Request,
+                         messages: AsyncIterator[dict[str, Any]]) -> web.StreamResponse:
+    """A JSON message stream whose every error is in-band (``docker load``, as moby)."""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    try:
+        async for msg in messages:
+            await resp.write(_line(msg))
+    except DockyardError as exc:
+        await resp.write(_line({"errorDetail": {"message": exc.message}, "error": exc.message}))
+    except Exception as exc:  # reported in-band, as dockerd does
+        text = f"{type(exc).__name__}: {exc}"
+        await resp.write(_line({"errorDetail": {"message": text}, "error": text}))
     await resp.write_eof()
     return resp
 
@@ -172,10 +207,50 @@ def setup(app: web.Application, backend: ImagesBackend) -> None:
     async def prune(request: web.Request) -> web.Response:
         return json_response(await backend.prune_images(q_filters(request)))
 
+    async def push(request: web.Request) -> web.StreamResponse:
+        auth = request.headers.get("X-Registry-Auth", "")
+        return await _progress(request, backend.push_image(
+            request.match_info["name"], request.query.get("tag", ""), auth=auth,
+            platform=request.query.get("platform", "")))
+
+    async def commit(request: web.Request) -> web.Response:
+        q = request.query
+        config = await json_body(request)
+        if config is not None and not isinstance(config, dict):
+            raise InvalidArgument("invalid commit config: not a JSON object")
+        image_id = await backend.commit(
+            q.get("container", ""), repo=q.get("repo", ""), tag=q.get("tag", ""),
+            comment=q.get("comment", ""), author=q.get("author", ""),
+            changes=q.getall("changes", []), pause=q_bool(request, "pause", True),
+            config=config or None)
+        return json_response({"Id": image_id}, status=201)
+
+    async def save(request: web.Request) -> web.StreamResponse:
+        names = request.query.getall("names", [])
+        if "name" in request.match_info:
+            names = [request.match_info["name"]]
+        chunks = await backend.save_images(names, request.query.get("platform", ""))
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
+        await resp.prepare(request)
+        async for chunk in chunks:
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
+    async def load(request: web.Request) -> web.StreamResponse:
+        return await _stream_always(request, backend.load_images(
+            request.content.iter_chunked(_CHUNK), quiet=q_bool(request, "quiet"),
+            platform=request.query.get("platform", "")))
+
     add_route(app, "POST", "/images/create", create)
+    add_route(app, "POST", "/commit", commit)
+    add_route(app, "GET", "/images/get", save)
+    add_route(app, "POST", "/images/load", load)
     add_route(app, "GET", "/images/json", list_)
     add_route(app, "POST", "/images/prune", prune)
     add_route(app, "GET", "/images/{name:.*}/json", inspect)
     add_route(app, "GET", "/images/{name:.*}/history", history)
     add_route(app, "POST", "/images/{name:.*}/tag", tag)
+    add_route(app, "POST", "/images/{name:.*}/push", push)
+    add_route(app, "GET", "/images/{name:.*}/get", save)
     add_route(app, "DELETE", "/images/{name:.*}", remove)
