@@ -167,9 +167,13 @@ class ContainerService:
         image_ref = body.get("Image")
         if not image_ref or not isinstance(image_ref, str):
             raise errors.InvalidArgument("Config cannot be empty in order to create a container")
-        host_config = body.get("HostConfig") or {}
+        host_config = body.get("HostConfig")
+        if host_config is None:
+            host_config = {}
         if not isinstance(host_config, dict):
-            raise errors.InvalidArgument("invalid JSON: HostConfig must be an object")
+            raise errors.InvalidArgument(
+                "json: cannot unmarshal array into Go struct field .HostConfig of type container.HostConfig"
+                if isinstance(host_config, list) else "invalid JSON: HostConfig must be an object")
         _check_types(body)
         if name:
             full = validate_name(name)
