@@ -83,15 +83,17 @@ async def _add_headers(request: web.Request, response: web.StreamResponse) -> No
 
 
 def make_app(engine: Any) -> web.Application:
-    """Build the application over ``engine``: ``engine.system``, ``engine.containers`` and
-    ``engine.images`` implement the Backend protocols their route modules declare."""
-    from dockyard.daemon.routes import auth, containers, images, system
+    """Build the application over ``engine``: ``engine.system``, ``engine.containers``,
+    ``engine.execs`` and ``engine.images`` implement the Backend protocols their route
+    modules declare."""
+    from dockyard.daemon.routes import auth, containers, execs, images, system
 
     app = web.Application(middlewares=[api_middleware], client_max_size=16 * 1024 * 1024,
                           handler_args={"access_log": None})
     app.on_response_prepare.append(_add_headers)
     system.setup(app, engine.system)
     containers.setup(app, engine.containers)
+    execs.setup(app, engine.execs)
     images.setup(app, engine.images)
     auth.setup(app, engine.images)        # issue 3: POST /auth (login) is the image backend's
     return app

@@ -18,11 +18,13 @@ from typing import Any
 from aiohttp import web
 
 __all__ = [
+    "DEFAULT_DETACH_KEYS",
     "MULTIPLEXED",
     "RAW",
     "Hijacked",
     "frame",
     "hijack",
+    "parse_detach_keys",
     "relay",
     "stream_content_type",
 ]
@@ -121,20 +123,87 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
     return Hijacked(reader, writer, resp)
 
 
-async def relay(client: Hijacked, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                forward_stdin: bool) -> None:
-    """Copy the container's output (``src``) to the client, and the client's bytes to the
-    container's stdin (``dst``) when ``forward_stdin``. The client's half-close is passed on
-    as a half-close; the session ends when the output ends or the client hangs up."""
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
+
+
+def parse_detach_keys(spec: str) -> bytes:
+    """Docker's detach-key syntax: comma-separated ``ctrl-<a-z@[\\]^_>`` or single chars."""
+    if not spec:
+        return DEFAULT_DETACH_KEYS
+    out = bytearray()
+    for key in spec.split(","):
+        k = key.strip()
+        if len(k) == 1:
+            out.append(ord(k))
+        elif k.lower().startswith("ctrl-") and len(k) == 6 and (
+                k[5].lower().isalpha() or k[5] in "@[\\]^_"):
+            out.append(ord(k[5].upper()) & 0x1F)
+        else:
+            from dockyard.errors import InvalidArgument
+            raise InvalidArgument(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
+
+
+class _Escape:
+    """Finds the detach sequence in a byte stream that may split it across reads; bytes
+    of a partial match are held back, and given back if the match breaks (moby's
+    escapeProxy semantics)."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.pos = 0
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to forward, whether the full sequence was seen)."""
+        keys = self.keys
+        if not self.pos and keys[0] not in data:
+            return data, False
+        out = bytearray()
+        for b in data:
+            if b == keys[self.pos]:
+                self.pos += 1
+                if self.pos == len(keys):
+                    self.pos = 0
+                    return bytes(out), True
+                continue
+            if self.pos:
+                out += keys[:self.pos]
+                self.pos = 0
+                if b == keys[0]:
+                    self.pos = 1
+                    continue
+            out.append(b)
+        return bytes(out), False
+
+
+async def relay(client: Hijacked, stream: Any, forward_stdin: bool,
+                detach_keys: bytes | None = None) -> bool:
+    """Copy a process's output (``stream.reader``) to the client, and the client's bytes to
+    its stdin (``stream.writer``) when ``forward_stdin``. The client's half-close is passed
+    on as a half-close. With ``detach_keys`` (TTY sessions), the sequence from the client
+    detaches: the session ends, the process runs on. Returns True on a detach; otherwise
+    the session ends when the output ends or the client hangs up."""
+    dst: asyncio.StreamWriter = stream.writer
+    detached = asyncio.Event()
 
     async def upstream() -> None:
         if client.reader is None:
             return
+        esc = _Escape(detach_keys) if detach_keys else None
         while True:
             data = await client.reader.read(65536)
             if not data:
                 break
-            if forward_stdin:
+            if esc is not None:
+                data, hit = esc.feed(data)
+                if hit:
+                    if forward_stdin and data:
+                        dst.write(data)
+                        await dst.drain()
+                    await stream.detach()
+                    detached.set()
+                    return
+            if forward_stdin and data:
                 dst.write(data)
                 await dst.drain()
         if forward_stdin and dst.can_write_eof():
@@ -143,18 +212,21 @@ async def relay(client: Hijacked, src: asyncio.StreamReader, dst: asyncio.Stream
 
     async def downstream() -> None:
         while True:
-            data = await src.read(65536)
+            data = await stream.reader.read(65536)
             if not data:
                 return
             await client.write(data)
 
     up = asyncio.create_task(upstream())
     down = asyncio.create_task(downstream())
+    stop = asyncio.create_task(detached.wait())
     try:
-        await down
-    except (ConnectionError, asyncio.IncompleteReadError):
-        pass
+        await asyncio.wait([down, stop], return_when=asyncio.FIRST_COMPLETED)
+        if down.done() and not down.cancelled():
+            down.exception()  # a broken client connection just ends the session
     finally:
-        up.cancel()
+        for t in (up, down, stop):
+            t.cancel()
         dst.close()
-        await asyncio.gather(up, return_exceptions=True)
+        await asyncio.gather(up, down, stop, return_exceptions=True)
+    return detached.is_set()

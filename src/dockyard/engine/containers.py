@@ -26,7 +26,7 @@ from dockyard.engine.config import EngineConfig
 from dockyard.engine.model import Container, Status, merge_config, parse_signal
 from dockyard.ids import generate_id, random_name, resolve_prefix, validate_name
 from dockyard.oci.mount import Mount
-from dockyard.runtime.shimclient import Launcher, ShimClient, ShimGone
+from dockyard.runtime.shimclient import Launcher, ShimClient, ShimGone, ShimStream
 from dockyard.store.containers import ContainerRecords
 from dockyard.util.atomicfile import write_atomic
 from dockyard.util.timefmt import now_ns, parse_rfc3339, rfc3339nano
@@ -106,6 +106,7 @@ class ContainerService:
         self.images = images
         self.launcher = launcher
         self.build_spec = build_spec
+        self.on_remove: list[Callable[[str], None]] = []   # called with the id of a removed container
         self.by_id: dict[str, Container] = {}
         self.names: dict[str, str] = {}          # "/name" -> id
         self.live: dict[str, _Live] = {}
@@ -113,6 +114,7 @@ class ContainerService:
         self.cfg.shim_dir.mkdir(parents=True, exist_ok=True)
         for doc in records.all():
             c = Container.from_doc(doc)
+            c.exec_ids.clear()  # exec sessions do not outlive the daemon that ran them
             self._index(c)
 
     # --- lookup -------------------------------------------------------------------
@@ -382,7 +384,7 @@ class ContainerService:
 
     # --- attach / wait ----------------------------------------------------------------
 
-    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> ShimStream:
         """The container's live streams. For a container that is not running, the stream
         opens at its next start (docker's attach-then-start used by ``run`` and ``start -a``)."""
         c = self.get(ref)
@@ -608,6 +610,8 @@ class ContainerService:
                 fut.set_result(result)
         lv.state_changed.set()
         self.live.pop(c.id, None)
+        for hook in self.on_remove:
+            hook(c.id)
 
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
         deleted: list[str] = []

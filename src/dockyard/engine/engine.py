@@ -26,6 +26,7 @@ from typing import Any
 from dockyard.distribution import Distribution
 from dockyard.engine.config import EngineConfig
 from dockyard.engine.containers import ContainerService
+from dockyard.engine.execs import ExecService
 from dockyard.engine.images import CommitSource, ImageBackend, docker_container_config
 from dockyard.engine.spec import build_spec
 from dockyard.engine.system import SystemInfo
@@ -107,6 +108,8 @@ class Engine:
         self.containers = ContainerService(
             cfg, ContainerRecords(self.db), _ContainerImages(self.image_service, cfg.containers_dir),
             self.launcher, functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent))
+        self.execs = ExecService(self.containers)
+        self.containers.on_remove.append(self.execs.forget_container)
         self.images = ImageBackend(  # issue 3: registry client, commit source, spool dir
             self.image_service, self._containers_using, self._is_running,
             distribution=Distribution(mirrors=cfg.registry_mirrors,

@@ -1,16 +1,16 @@
 """The per-container shim: parent of the container's init, owner of its stdio and its log.
 
 One shim runs per running container. The launcher forks it (``launcher.py``); it is
-single-threaded and event-driven (``selectors``), so that it costs little memory and no
-thread ever exists in a process that forks into new namespaces. It
+single-threaded and event-driven (``selectors``), so it costs little memory and no thread
+ever exists in a process that forks into new namespaces. It
 
 * creates the container's init through ``dockyard.runtime.container.create_init`` (the
   init then waits for ``start``), and reports the outcome on ``result_fd``;
 * reads the container's stdout/stderr (or its pty master), writes every line to the
-  json-file log and copies the bytes to attached clients;
-* forwards attached clients' stdin to the container;
-* reaps the init (and, as a child subreaper, anything reparented to it) and records the
-  exit status in ``status.json`` before telling waiters, so a daemon that was down when the
+  json-file log and copies the bytes to attached clients; forwards their stdin;
+* starts exec sessions (``exec_process``) whose output goes to the one client that asked;
+* reaps the init and exec'd processes (as a child subreaper) and records the init's exit
+  status in ``status.json`` before telling waiters, so a daemon that was down when the
   container exited still learns its exit code;
 * serves the JSON-line protocol of docs/architecture.md §3 on ``<state_dir>/shim.sock``.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import json
 import os
 import selectors
@@ -41,13 +42,14 @@ from dockyard.util.unixsock import bind_unix
 
 __all__ = ["ShimConfig", "Shim", "main", "exit_status"]
 
-STDIN, STDOUT, STDERR = 0, 1, 2
+STDOUT, STDERR = 1, 2
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 READ_CHUNK = 65536
 MAX_LOG_LINE = 16 * 1024          # docker's json-file splits longer lines (partial)
-HIGH_WATER = 1 << 20              # pause reading the container while a client lags this much
+HIGH_WATER = 1 << 20              # stop reading a process while its client lags this much
 LOW_WATER = 1 << 18
 LINGER = 5.0                      # seconds to wait for slow clients after the exit
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
 def exit_status(status: int) -> int:
@@ -79,26 +81,59 @@ class ShimConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+class _Stdio:
+    """The shim's side of one process's stdio: output fds (a pty master is stdout),
+    the stdin fd (the pty master again for a tty), and stdin bytes not yet written."""
+
+    def __init__(self, out: dict[int, int], stdin_fd: int, tty: bool) -> None:
+        self.out = out
+        self.stdin_fd = stdin_fd
+        self.tty = tty
+        self.stdin_buf = bytearray()
+        self.stdin_close_pending = False
+        self.paused = False
+
+    def frame(self, stream: int, data: bytes) -> bytes:
+        return data if self.tty else struct.pack(">BxxxI", stream, len(data)) + data
+
+
 class _Conn:
-    """One client connection: a request line in, then a mode (attach/wait/one-shot)."""
+    """One client connection: a request line in, then a mode."""
 
-    __slots__ = ("sock", "inbuf", "outbuf", "mode", "streams", "stdin", "closing", "eof")
+    __slots__ = ("sock", "inbuf", "outbuf", "mode", "streams", "stdin", "closing", "eof",
+                 "token", "detached", "exec_id")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, token: int) -> None:
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = bytearray()
-        self.mode = ""                # "", "attach", "wait", "done"
+        self.mode = ""                # "" | "attach" | "exec" | "wait" | "exec_wait" | "done"
         self.streams: tuple[bool, bool] = (False, False)
         self.stdin = False
         self.closing = False          # close once outbuf is flushed
         self.eof = False              # the client half-closed
+        self.token = token            # names an attach session for "detach"
+        self.detached = False         # its EOF is a detach, not the end of stdin
+        self.exec_id = ""
+
+
+@dataclass
+class _Exec:
+    id: str
+    pid: int
+    io: _Stdio
+    conn: _Conn | None
+    exit_code: int | None = None
+    done: bool = False
+    waiters: list[_Conn] = field(default_factory=list)
 
 
 class Shim:
-    def __init__(self, cfg: ShimConfig, create: Callable[..., Any] | None = None) -> None:
+    def __init__(self, cfg: ShimConfig, create: Callable[..., Any] | None = None,
+                 spawn_exec: Callable[..., Any] | None = None) -> None:
         self.cfg = cfg
         self._create = create
+        self._spawn_exec = spawn_exec
         self.sel = selectors.DefaultSelector()
         self.init: Any = None
         self.pid = 0
@@ -108,17 +143,17 @@ class Shim:
         self.finished_at = ""
         self.error = ""
         self.conns: dict[int, _Conn] = {}
-        self.out_fds: dict[int, int] = {}      # fd -> stream (1/2); the pty master is stdout
-        self.stdin_fd = -1                     # write end towards the container
-        self.stdin_buf = bytearray()
-        self.stdin_close_pending = False
+        self.io = _Stdio({}, -1, cfg.tty)                 # the init's stdio
+        self.owner: dict[int, _Stdio] = {}                 # fd -> whose stdio it is
+        self.execs: dict[str, _Exec] = {}
+        self.exec_by_pid: dict[int, _Exec] = {}
+        self.exec_by_io: dict[int, _Exec] = {}             # id(_Stdio) -> exec
         self.partial: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
         self.log_fd = -1
-        self.paused_output = False
-        self.exits: dict[int, int] = {}        # other reaped pids -> exit code (exec, issue 4)
         self.masks: dict[int, int] = {}
         self.handlers: dict[int, Callable[[int, int], None]] = {}
         self.done_at = 0.0
+        self.tokens = itertools.count(1)
 
     # --- selector bookkeeping -------------------------------------------------------
 
@@ -166,21 +201,7 @@ class Shim:
                     rootfs_mounts=mounts, cgroup_path=cfg.cgroup_path or None,
                 )
 
-        child_fds: list[int] = []
-        stdio: tuple[int, int, int] | None = None
-        if not cfg.tty:
-            if cfg.open_stdin:
-                r, w = os.pipe2(os.O_CLOEXEC)
-                self.stdin_fd = w
-                child_fds.append(r)
-            else:
-                r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                child_fds.append(r)
-            o_r, o_w = os.pipe2(os.O_CLOEXEC)
-            e_r, e_w = os.pipe2(os.O_CLOEXEC)
-            child_fds += [o_w, e_w]
-            self.out_fds = {o_r: STDOUT, e_r: STDERR}
-            stdio = (r, o_w, e_w)
+        stdio, child_fds, io = _make_stdio(cfg.tty, cfg.open_stdin)
         try:
             self.init = create(spec, stdio)
         finally:
@@ -188,15 +209,17 @@ class Shim:
                 os.close(fd)
         self.pid = self.init.pid
         if cfg.tty:
-            master = self.init.pty_master
-            self.out_fds = {master: STDOUT}
-            if cfg.open_stdin:
-                self.stdin_fd = master
-        for fd in list(self.out_fds) + ([self.stdin_fd] if self.stdin_fd >= 0 else []):
-            os.set_blocking(fd, False)
+            io = _tty_stdio(self.init.pty_master, cfg.open_stdin)
+        self.io = io
+        self._adopt(io)
         self._listen()
         self._write_status()
         return {"ok": True, "pid": self.pid, "shim_pid": os.getpid()}
+
+    def _adopt(self, io: _Stdio) -> None:
+        for fd in list(io.out) + ([io.stdin_fd] if io.stdin_fd >= 0 else []):
+            os.set_blocking(fd, False)
+            self.owner[fd] = io
 
     def _listen(self) -> None:
         path = os.path.join(self.cfg.state_dir, "shim.sock")
@@ -210,7 +233,7 @@ class Shim:
         lsock.listen(64)
         lsock.setblocking(False)
         self.lsock = lsock
-        self._watch(lsock.fileno(), selectors.EVENT_READ, self._on_accept)
+        self._watch(lsock.fileno(), READ, self._on_accept)
 
     def _write_status(self) -> None:
         doc = {
@@ -227,11 +250,11 @@ class Shim:
         sig_r, sig_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(sig_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self._watch(sig_r, selectors.EVENT_READ, self._on_signal)
-        self._update_io()
+        self._watch(sig_r, READ, self._on_signal)
+        self._update_io(self.io)
         self._reap()  # the init may have died already
         while True:
-            if self.status == "exited" and not self.out_fds and self._idle():
+            if self.status == "exited" and not self.io.out and self._idle():
                 break
             timeout = None
             if self.done_at:
@@ -251,9 +274,9 @@ class Shim:
             pass
 
     def _idle(self) -> bool:
-        return all(c.mode == "done" and not c.outbuf for c in self.conns.values()) or not self.conns
+        return all(c.mode == "done" and not c.outbuf for c in self.conns.values())
 
-    # --- signals and exit ---------------------------------------------------------------
+    # --- signals and exits --------------------------------------------------------------
 
     def _on_signal(self, fd: int, mask: int) -> None:
         try:
@@ -274,10 +297,13 @@ class Shim:
             if pid == self.pid and self.exit_code is None:
                 self.exit_code = code
                 self.finished_at = rfc3339nano(time.time_ns())
-                if not self.out_fds:
+                if not self.io.out:
                     self._finish()
-            else:
-                self.exits[pid] = code
+            elif pid in self.exec_by_pid:
+                ex = self.exec_by_pid.pop(pid)
+                ex.exit_code = code
+                if not ex.io.out:
+                    self._finish_exec(ex)
 
     def _finish(self) -> None:
         """The init has exited and its output is drained: record, answer, wind down."""
@@ -298,10 +324,11 @@ class Shim:
             elif conn.mode == "attach":
                 conn.mode, conn.closing = "done", True
                 self._flush(conn)
-        if self.stdin_fd >= 0 and self.stdin_fd not in self.out_fds:
-            self._unwatch(self.stdin_fd)
-            os.close(self.stdin_fd)
-        self.stdin_fd = -1
+        self._close_stdin(self.io)
+        for ex in list(self.execs.values()):  # the pid namespace is gone with its init
+            if not ex.done and ex.exit_code is None:
+                ex.exit_code = 137
+                self._finish_exec(ex)
         self.done_at = time.monotonic()
 
     def _cleanup_cgroup(self) -> None:
@@ -314,27 +341,30 @@ class Shim:
         except Exception as exc:  # never let cleanup take the shim down before it answers
             print(f"shim {self.cfg.id[:12]}: cgroup cleanup: {exc}", flush=True)
 
-    # --- container output -----------------------------------------------------------------
+    # --- process stdio --------------------------------------------------------------------
 
-    def _update_io(self) -> None:
-        """Recompute what to wait for on the container's fds: output unless paused by a
-        lagging client, stdin-writable while stdin bytes are pending. A pty master is both."""
-        for fd in self.out_fds:
-            want = 0 if self.paused_output else selectors.EVENT_READ
-            if fd == self.stdin_fd and self.stdin_buf:
-                want |= selectors.EVENT_WRITE
+    def _update_io(self, io: _Stdio) -> None:
+        """Wait for output unless paused by a lagging client, and for stdin-writable while
+        stdin bytes are pending. A pty master is both."""
+        for fd in io.out:
+            want = 0 if io.paused else READ
+            if fd == io.stdin_fd and io.stdin_buf:
+                want |= WRITE
             self._watch(fd, want, self._on_io)
-        if self.stdin_fd >= 0 and self.stdin_fd not in self.out_fds:
-            self._watch(self.stdin_fd, selectors.EVENT_WRITE if self.stdin_buf else 0, self._on_io)
+        if io.stdin_fd >= 0 and io.stdin_fd not in io.out:
+            self._watch(io.stdin_fd, WRITE if io.stdin_buf else 0, self._on_io)
 
     def _on_io(self, fd: int, mask: int) -> None:
-        if mask & selectors.EVENT_WRITE:
-            self._drain_stdin()
-        if mask & selectors.EVENT_READ and fd in self.out_fds:
-            self._read_output(fd)
+        io = self.owner.get(fd)
+        if io is None:
+            return
+        if mask & WRITE:
+            self._drain_stdin(io)
+        if mask & READ and fd in io.out:
+            self._read_output(io, fd)
 
-    def _read_output(self, fd: int) -> None:
-        stream = self.out_fds[fd]
+    def _read_output(self, io: _Stdio, fd: int) -> None:
+        stream = io.out[fd]
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
@@ -344,16 +374,34 @@ class Shim:
                 raise
             data = b""
         if not data:
-            self._unwatch(fd)
-            del self.out_fds[fd]
-            if fd == self.stdin_fd:
-                self.stdin_fd = -1
-            os.close(fd)
-            if not self.out_fds and self.exit_code is not None:
-                self._finish()
+            self._drop_fd(io, fd)
+            self._output_ended(io)
             return
-        self._log_chunk(stream, data)
-        self._broadcast(stream, data)
+        if io is self.io:
+            self._log_chunk(stream, data)
+            self._broadcast(stream, data)
+        else:
+            self._to_exec_client(self.exec_by_io[id(io)], stream, data)
+
+    def _drop_fd(self, io: _Stdio, fd: int) -> None:
+        self._unwatch(fd)
+        io.out.pop(fd, None)
+        if fd == io.stdin_fd:
+            io.stdin_fd = -1
+            io.stdin_buf.clear()
+        self.owner.pop(fd, None)
+        os.close(fd)
+
+    def _output_ended(self, io: _Stdio) -> None:
+        if io.out:
+            return
+        if io is self.io:
+            if self.exit_code is not None:
+                self._finish()
+        else:
+            ex = self.exec_by_io[id(io)]
+            if ex.exit_code is not None:
+                self._finish_exec(ex)
 
     def _log_chunk(self, stream: int, data: bytes) -> None:
         buf = self.partial[stream]
@@ -379,54 +427,150 @@ class Shim:
         os.write(self.log_fd, entry.encode())
 
     def _broadcast(self, stream: int, data: bytes) -> None:
-        frame = data if self.cfg.tty else struct.pack(">BxxxI", stream, len(data)) + data
+        frame = self.io.frame(stream, data)
         lagging = False
-        for conn in self.conns.values():
+        for conn in list(self.conns.values()):  # a failed send closes (removes) a conn
             if conn.mode == "attach" and conn.streams[stream - 1]:
                 conn.outbuf += frame
                 self._flush(conn)
                 lagging = lagging or len(conn.outbuf) > HIGH_WATER
-        if lagging and not self.paused_output:
-            self.paused_output = True
-            self._update_io()
+        if lagging and not self.io.paused:
+            self.io.paused = True
+            self._update_io(self.io)
 
-    def _maybe_resume_output(self) -> None:
-        if not self.paused_output:
+    def _to_exec_client(self, ex: _Exec, stream: int, data: bytes) -> None:
+        conn = ex.conn
+        if conn is None or conn.mode != "exec" or not conn.streams[stream - 1]:
+            return  # detached, or the client is gone: the output is dropped
+        conn.outbuf += ex.io.frame(stream, data)
+        self._flush(conn)
+        if len(conn.outbuf) > HIGH_WATER and not ex.io.paused:
+            ex.io.paused = True
+            self._update_io(ex.io)
+
+    def _maybe_resume(self) -> None:
+        if self.io.paused and not any(
+                len(c.outbuf) > LOW_WATER for c in self.conns.values() if c.mode == "attach"):
+            self.io.paused = False
+            self._update_io(self.io)
+        for ex in self.execs.values():
+            if ex.io.paused and (ex.conn is None or len(ex.conn.outbuf) <= LOW_WATER):
+                ex.io.paused = False
+                self._update_io(ex.io)
+
+    def _feed_stdin(self, io: _Stdio, data: bytes) -> None:
+        if io.stdin_fd < 0:
             return
-        if any(len(c.outbuf) > LOW_WATER for c in self.conns.values() if c.mode == "attach"):
-            return
-        self.paused_output = False
-        self._update_io()
+        io.stdin_buf += data
+        self._drain_stdin(io)
 
-    # --- container stdin ------------------------------------------------------------------
-
-    def _feed_stdin(self, data: bytes) -> None:
-        if self.stdin_fd < 0:
-            return
-        self.stdin_buf += data
-        self._drain_stdin()
-
-    def _drain_stdin(self) -> None:
-        fd = self.stdin_fd
+    def _drain_stdin(self, io: _Stdio) -> None:
+        fd = io.stdin_fd
         if fd < 0:
             return
-        while self.stdin_buf:
+        while io.stdin_buf:
             try:
-                n = os.write(fd, self.stdin_buf)
+                n = os.write(fd, io.stdin_buf)
             except BlockingIOError:
                 break
-            except OSError:  # EPIPE: the container closed its stdin
-                self.stdin_buf.clear()
+            except OSError:  # EPIPE: the process closed its stdin
+                io.stdin_buf.clear()
                 break
-            del self.stdin_buf[:n]
-        if not self.stdin_buf and self.stdin_close_pending and fd not in self.out_fds:
-            self._unwatch(fd)
-            os.close(fd)
-            self.stdin_fd = -1
-        self._update_io()
-        for conn in self.conns.values():
-            if conn.mode == "attach" and conn.stdin:
+            del io.stdin_buf[:n]
+        if not io.stdin_buf and io.stdin_close_pending:
+            self._close_stdin(io)
+            return
+        self._update_io(io)
+        for conn in list(self.conns.values()):
+            if conn.stdin and conn.mode in ("attach", "exec"):
                 self._update_mask(conn)
+
+    def _close_stdin(self, io: _Stdio, now: bool = False) -> None:
+        """End the process's stdin once pending bytes are written (a pipe is closed; a pty,
+        shared with the output, is left alone)."""
+        fd = io.stdin_fd
+        if fd < 0:
+            return
+        if fd in io.out:
+            return
+        if io.stdin_buf and not now:
+            io.stdin_close_pending = True
+            return
+        self._unwatch(fd)
+        self.owner.pop(fd, None)
+        os.close(fd)
+        io.stdin_fd = -1
+        io.stdin_buf.clear()
+
+    # --- exec sessions ---------------------------------------------------------------------
+
+    def _exec(self, conn: _Conn, req: dict[str, Any]) -> dict[str, Any]:
+        eid = str(req.get("id") or "")
+        if not eid or eid in self.execs:
+            return {"ok": False, "error": f"invalid exec id: {eid!r}", "kind": "InvalidArgument"}
+        if self.status != "running":
+            return {"ok": False, "error": f"container {self.cfg.id} is not running", "kind": "Conflict"}
+        tty = bool(req.get("tty"))
+        detach = bool(req.get("detach"))
+        want_stdin = bool(req.get("stdin")) and not detach
+        process = dict(req.get("process") or {})
+        process["terminal"] = tty
+        stdio, child_fds, io = _make_stdio(tty, want_stdin, discard=detach)
+        spawn = self._spawn_exec
+        if spawn is None:
+            from dockyard.runtime.container import Stdio, exec_process
+
+            def spawn(process: dict[str, Any], stdio: Any, user: str | None) -> Any:
+                return exec_process(self.pid, process, stdio=None if stdio is None else Stdio(*stdio),
+                                    cgroup_path=self.cfg.cgroup_path or None, user=user)
+        try:
+            proc = spawn(process, stdio, req.get("user") or None)
+        except Exception as exc:
+            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        if tty:  # a detached tty exec's output is read and dropped, so it never blocks
+            io = _tty_stdio(proc.pty_master, want_stdin)
+        ex = _Exec(eid, proc.pid, io, None if detach else conn)
+        self.execs[eid] = ex
+        self.exec_by_pid[proc.pid] = ex
+        self.exec_by_io[id(io)] = ex
+        self._adopt(io)
+        self._update_io(io)
+        self._reap()  # it may be gone already
+        return {"ok": True, "pid": proc.pid}
+
+    def _finish_exec(self, ex: _Exec) -> None:
+        if ex.done:
+            return
+        ex.done = True
+        for fd in list(ex.io.out):
+            self._drop_fd(ex.io, fd)
+        self._close_stdin(ex.io, now=True)
+        reply = {"ok": True, "exit_code": ex.exit_code}
+        for w in ex.waiters:
+            self._reply(w, reply)
+            w.mode, w.closing = "done", True
+        ex.waiters.clear()
+        if ex.conn is not None and ex.conn.mode == "exec":
+            ex.conn.mode, ex.conn.closing = "done", True
+            self._flush(ex.conn)
+        self.exec_by_io.pop(id(ex.io), None)
+
+    def _exec_client_gone(self, ex: _Exec) -> None:
+        """The exec's client hung up mid-session: like a closed terminal, the process gets
+        SIGHUP (its pty is closed); a pipe-fed process sees the end of its stdin."""
+        ex.conn = None
+        if ex.io.tty:
+            for fd in list(ex.io.out):
+                self._drop_fd(ex.io, fd)
+            try:
+                os.kill(ex.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+        else:
+            self._close_stdin(ex.io, now=True)
 
     # --- clients ---------------------------------------------------------------------------
 
@@ -437,17 +581,17 @@ class Shim:
             except BlockingIOError:
                 return
             sock.setblocking(False)
-            conn = _Conn(sock)
+            conn = _Conn(sock, next(self.tokens))
             self.conns[sock.fileno()] = conn
-            self._watch(sock.fileno(), selectors.EVENT_READ, self._on_conn)
+            self._watch(sock.fileno(), READ, self._on_conn)
 
     def _on_conn(self, fd: int, mask: int) -> None:
         conn = self.conns.get(fd)
         if conn is None:
             return
-        if mask & selectors.EVENT_WRITE:
+        if mask & WRITE:
             self._flush(conn)
-        if mask & selectors.EVENT_READ and conn.sock.fileno() >= 0:
+        if mask & READ and conn.sock.fileno() >= 0:
             self._read_conn(conn)
 
     def _read_conn(self, conn: _Conn) -> None:
@@ -456,25 +600,19 @@ class Shim:
         except BlockingIOError:
             return
         except OSError:
-            self._close(conn)
-            return
+            data = b""
+            conn.outbuf.clear()
         if not data:
-            conn.eof = True
-            if conn.mode == "attach":
-                # half-close: stdin ended; output keeps flowing until the container exits
-                if conn.stdin and self.cfg.stdin_once:
-                    self.stdin_close_pending = True
-                    self._drain_stdin()
-                self._update_mask(conn)
-            elif conn.mode == "done" and conn.outbuf:
-                conn.closing = True
-                self._update_mask(conn)
-            else:
-                self._close(conn)  # a waiter or a caller that hung up is gone
+            self._conn_eof(conn)
             return
         if conn.mode == "attach":
             if conn.stdin:
-                self._feed_stdin(data)
+                self._feed_stdin(self.io, data)
+            return
+        if conn.mode == "exec":
+            ex = self.execs.get(conn.exec_id)
+            if ex is not None and conn.stdin:
+                self._feed_stdin(ex.io, data)
             return
         if conn.mode:
             return
@@ -488,45 +626,97 @@ class Shim:
         line, rest = bytes(conn.inbuf[:nl]), bytes(conn.inbuf[nl + 1:])
         conn.inbuf.clear()
         try:
-            req = json.loads(line)
-            self._dispatch(conn, req)
+            self._dispatch(conn, json.loads(line))
         except Exception as exc:  # a bad request must not take the shim down
             self._reply(conn, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
             conn.mode, conn.closing = "done", True
-        if rest and conn.mode == "attach" and conn.stdin:
-            self._feed_stdin(rest)
+        if rest and conn.stdin:
+            if conn.mode == "attach":
+                self._feed_stdin(self.io, rest)
+            elif conn.mode == "exec" and conn.exec_id in self.execs:
+                self._feed_stdin(self.execs[conn.exec_id].io, rest)
+
+    def _conn_eof(self, conn: _Conn) -> None:
+        conn.eof = True
+        if conn.mode == "attach":
+            # the client's stdin ended (a half-close); output flows until the exit
+            if conn.stdin and self.cfg.stdin_once and not conn.detached:
+                self._close_stdin(self.io)
+            if conn.detached:
+                self._close(conn)
+            else:
+                self._update_mask(conn)
+        elif conn.mode == "exec":
+            ex = self.execs.get(conn.exec_id)
+            if conn.detached:
+                self._close(conn)
+                return
+            if ex is not None and not ex.done and conn.stdin:
+                self._close_stdin(ex.io)
+            self._update_mask(conn)
+        elif conn.mode == "done" and conn.outbuf:
+            conn.closing = True
+            self._update_mask(conn)
+        else:
+            self._close(conn)  # a waiter or a caller that hung up is gone
 
     def _dispatch(self, conn: _Conn, req: dict[str, Any]) -> None:
         op = req.get("op")
+        one_shot = True
         if op == "state":
-            self._reply(conn, self._state())
-            conn.mode, conn.closing = "done", True
+            reply = self._state()
         elif op == "start":
-            self._reply(conn, self._start())
-            conn.mode, conn.closing = "done", True
+            reply = self._start()
         elif op == "wait":
             if self.status == "exited":
-                self._reply(conn, self._state())
-                conn.mode, conn.closing = "done", True
+                reply = self._state()
             else:
-                conn.mode = "wait"
+                conn.mode, one_shot = "wait", False
         elif op == "attach":
             conn.streams = (bool(req.get("stdout", True)), bool(req.get("stderr", True)))
-            conn.stdin = bool(req.get("stdin")) and self.stdin_fd >= 0
-            self._reply(conn, {"ok": True})
+            conn.stdin = bool(req.get("stdin")) and self.io.stdin_fd >= 0
+            self._reply(conn, {"ok": True, "token": conn.token})
             if self.status == "exited":
                 conn.mode, conn.closing = "done", True
             else:
                 conn.mode = "attach"
+            return
+        elif op == "detach":
+            reply = self._detach(int(req.get("token", 0)))
         elif op == "kill":
-            self._reply(conn, self._kill(int(req.get("signal", signal.SIGKILL)), bool(req.get("all"))))
-            conn.mode, conn.closing = "done", True
+            reply = self._kill(int(req.get("signal", signal.SIGKILL)), bool(req.get("all")))
         elif op == "resize":
-            self._reply(conn, self._resize(int(req.get("height", 0)), int(req.get("width", 0))))
-            conn.mode, conn.closing = "done", True
+            reply = self._resize(str(req.get("exec") or ""), int(req.get("height", 0)),
+                                 int(req.get("width", 0)))
+        elif op == "exec":
+            reply = self._exec(conn, req)
+            if reply.get("ok") and not req.get("detach"):
+                conn.mode, one_shot = "exec", False
+                conn.exec_id = str(req["id"])
+                conn.streams = (bool(req.get("stdout", True)), bool(req.get("stderr", True)))
+                conn.stdin = bool(req.get("stdin"))
+                reply["token"] = conn.token
+                self._reply(conn, reply)
+                ex = self.execs[conn.exec_id]
+                if ex.done:
+                    conn.mode, conn.closing = "done", True
+                    self._flush(conn)
+                return
+        elif op == "exec_wait":
+            ex = self.execs.get(str(req.get("id")))
+            if ex is None:
+                reply = {"ok": False, "error": f"no such exec: {req.get('id')}", "kind": "NotFound"}
+            elif ex.done:
+                reply = {"ok": True, "exit_code": ex.exit_code}
+            else:
+                ex.waiters.append(conn)
+                conn.mode, one_shot = "exec_wait", False
         else:
-            self._reply(conn, {"ok": False, "error": f"unknown op: {op!r}", "kind": "InvalidArgument"})
+            reply = {"ok": False, "error": f"unknown op: {op!r}", "kind": "InvalidArgument"}
+        if one_shot:
+            self._reply(conn, reply)
             conn.mode, conn.closing = "done", True
+            self._flush(conn)
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -548,6 +738,15 @@ class Shim:
         self._write_status()
         return self._state()
 
+    def _detach(self, token: int) -> dict[str, Any]:
+        """Mark an attach or exec session as detaching: its coming hang-up neither ends the
+        container's stdin nor hangs up an exec'd process, which keeps running."""
+        for conn in self.conns.values():
+            if conn.token == token and conn.mode in ("attach", "exec"):
+                conn.detached = True
+                return {"ok": True}
+        return {"ok": False, "error": f"no session {token}", "kind": "NotFound"}
+
     def _kill(self, sig: int, all_: bool) -> dict[str, Any]:
         if self.exit_code is not None or self.status == "exited":
             return {"ok": False, "error": "container not running", "kind": "Conflict"}
@@ -563,10 +762,19 @@ class Shim:
             return {"ok": False, "error": "container not running", "kind": "Conflict"}
         return {"ok": True}
 
-    def _resize(self, height: int, width: int) -> dict[str, Any]:
-        if not self.cfg.tty or not self.out_fds:
-            return {"ok": False, "error": "the container has no tty", "kind": "Conflict"}
-        fd = next(iter(self.out_fds))
+    def _resize(self, exec_id: str, height: int, width: int) -> dict[str, Any]:
+        if exec_id:
+            ex = self.execs.get(exec_id)
+            if ex is None:
+                return {"ok": False, "error": f"no such exec: {exec_id}", "kind": "NotFound"}
+            if ex.done:
+                return {"ok": False, "error": f"exec {exec_id} has exited", "kind": "Conflict"}
+            io = ex.io
+        else:
+            io = self.io
+        if not io.tty or not io.out:
+            return {"ok": False, "error": "no tty to resize", "kind": "Conflict"}
+        fd = next(iter(io.out))
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
         return {"ok": True}
 
@@ -581,6 +789,7 @@ class Shim:
             except BlockingIOError:
                 break
             except OSError:
+                conn.outbuf.clear()
                 self._close(conn)
                 return
             del conn.outbuf[:n]
@@ -588,27 +797,65 @@ class Shim:
             self._close(conn)
             return
         self._update_mask(conn)
-        self._maybe_resume_output()
+        self._maybe_resume()
 
     def _update_mask(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
         if fd < 0 or fd not in self.conns:
             return
-        want = 0 if conn.eof else selectors.EVENT_READ
+        want = 0 if conn.eof else READ
         if conn.outbuf:
-            want |= selectors.EVENT_WRITE
-        if conn.mode == "attach" and conn.stdin and len(self.stdin_buf) > HIGH_WATER:
-            want &= ~selectors.EVENT_READ
+            want |= WRITE
+        if conn.stdin and conn.mode in ("attach", "exec"):
+            io = self.io if conn.mode == "attach" else (
+                self.execs[conn.exec_id].io if conn.exec_id in self.execs else None)
+            if io is not None and len(io.stdin_buf) > HIGH_WATER:
+                want &= ~READ
         self._watch(fd, want, self._on_conn)
 
     def _close(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
+        mode = conn.mode
         if fd >= 0:
             self._unwatch(fd)
             self.conns.pop(fd, None)
         conn.sock.close()
         conn.mode = "done"
-        self._maybe_resume_output()
+        if mode == "exec":
+            ex = self.execs.get(conn.exec_id)
+            if ex is not None and not ex.done:
+                if conn.detached:
+                    ex.conn = None  # it runs on; its output is dropped
+                else:
+                    self._exec_client_gone(ex)
+        self._maybe_resume()
+
+
+def _make_stdio(tty: bool, stdin: bool, discard: bool = False) -> tuple[tuple[int, int, int] | None, list[int], _Stdio]:
+    """Pipes for a process without a tty: (its fds 0-2, fds to close after the fork, ours).
+    With a tty the runtime makes the pty; nothing to do here. ``discard`` (a detached exec):
+    output to /dev/null."""
+    if tty:
+        return None, [], _Stdio({}, -1, True)
+    child: list[int] = []
+    stdin_w = -1
+    if stdin:
+        r, stdin_w = os.pipe2(os.O_CLOEXEC)
+    else:
+        r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    child.append(r)
+    if discard:
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        child.append(null)
+        return (r, null, null), child, _Stdio({}, stdin_w, False)
+    o_r, o_w = os.pipe2(os.O_CLOEXEC)
+    e_r, e_w = os.pipe2(os.O_CLOEXEC)
+    child += [o_w, e_w]
+    return (r, o_w, e_w), child, _Stdio({o_r: STDOUT, e_r: STDERR}, stdin_w, False)
+
+
+def _tty_stdio(master: int, stdin: bool) -> _Stdio:
+    return _Stdio({master: STDOUT}, master if stdin else -1, True)
 
 
 def main(cfg: dict[str, Any], result_fd: int) -> int:

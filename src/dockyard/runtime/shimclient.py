@@ -19,7 +19,7 @@ from typing import Any
 from dockyard import errors
 from dockyard.util.unixsock import connect_unix
 
-__all__ = ["Launcher", "ShimClient", "ShimGone", "raise_for"]
+__all__ = ["Launcher", "ShimClient", "ShimGone", "ShimStream", "raise_for"]
 
 
 class ShimGone(errors.Unavailable):
@@ -41,6 +41,25 @@ def raise_for(reply: dict[str, Any]) -> dict[str, Any]:
         return reply
     cls = _KINDS.get(str(reply.get("kind")), errors.Internal)
     raise cls(str(reply.get("error", "shim error")))
+
+
+class ShimStream:
+    """A stream to a shim: the container's (or an exec's) output in, stdin out.
+    ``detach()`` makes the coming hang-up a detach (stdin stays open, the process runs on)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, token: int,
+                 shim: "ShimClient", pid: int = 0) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.token = token
+        self.shim = shim
+        self.pid = pid
+
+    async def detach(self) -> None:
+        try:
+            await self.shim.call("detach", token=self.token)
+        except errors.DockyardError:
+            pass
 
 
 class Launcher:
@@ -159,7 +178,7 @@ class ShimClient:
 
         return asyncio.create_task(reply())
 
-    async def attach(self, stdin: bool, stdout: bool, stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def attach(self, stdin: bool, stdout: bool, stderr: bool) -> "ShimStream":
         """An attach stream: read output frames (or raw tty bytes), write stdin bytes."""
         reader, writer, reply = await self._open(
             {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr})
@@ -168,7 +187,41 @@ class ShimClient:
         except errors.DockyardError:
             writer.close()
             raise
-        return reader, writer
+        return ShimStream(reader, writer, int(reply.get("token", 0)), self)
+
+    async def exec(self, exec_id: str, process: dict[str, Any], *, user: str | None, tty: bool,
+                   stdin: bool, stdout: bool, stderr: bool, detach: bool) -> "ShimStream | None":
+        """Start an exec session; its stream (None when detached). Raises the shim's error
+        (``OCIRuntimeError`` when the process could not be started)."""
+        reader, writer, reply = await self._open({
+            "op": "exec", "id": exec_id, "process": process, "user": user, "tty": tty,
+            "stdin": stdin, "stdout": stdout, "stderr": stderr, "detach": detach})
+        try:
+            raise_for(reply)
+        except errors.DockyardError:
+            writer.close()
+            raise
+        if detach:
+            writer.close()
+            return None
+        return ShimStream(reader, writer, int(reply.get("token", 0)), self, pid=int(reply["pid"]))
+
+    async def open_exec_wait(self, exec_id: str) -> "asyncio.Task[dict[str, Any]]":
+        """Register for an exec's exit now; the task ends with ``{"exit_code": N}``."""
+        reader, writer = await self._connect()
+        writer.write(json.dumps({"op": "exec_wait", "id": exec_id}).encode() + b"\n")
+        await writer.drain()
+
+        async def reply() -> dict[str, Any]:
+            try:
+                line = await reader.readline()
+            finally:
+                writer.close()
+            if not line:
+                raise ShimGone(f"shim of {self.state_dir.name} hung up")
+            return raise_for(json.loads(line))
+
+        return asyncio.create_task(reply())
 
     def status_file(self) -> dict[str, Any] | None:
         """The last status the shim recorded, or None if it never wrote one."""

@@ -51,6 +51,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.system = FakeSystem()
         self.containers = FakeContainers()
+        self.execs = object()
         self.images = object()
 
 

@@ -44,6 +44,24 @@ def fake_create(spec: dict[str, Any], stdio: tuple[int, int, int]) -> FakeInit:
     return FakeInit(spec["process"]["args"], stdio)
 
 
+class FakeExec:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pty_master = None
+
+
+def fake_exec(process: dict[str, Any], stdio: tuple[int, int, int], user: str | None) -> FakeExec:
+    pid = os.fork()
+    if pid == 0:
+        for i, fd in enumerate(stdio):
+            os.dup2(fd, i)
+        try:
+            os.execvp(process["args"][0], process["args"])
+        finally:
+            os._exit(127)
+    return FakeExec(pid)
+
+
 @pytest.fixture
 def run_shim(tmp_path: Path) -> Iterator[Any]:
     pids: list[int] = []
@@ -60,7 +78,8 @@ def run_shim(tmp_path: Path) -> Iterator[Any]:
             os.close(r)
             try:
                 shim = Shim(ShimConfig(id="c1", bundle=str(bundle), state_dir=str(state),
-                                       log_path=str(log), **cfg), create=fake_create)
+                                       log_path=str(log), **cfg), create=fake_create,
+                            spawn_exec=fake_exec)
                 os.write(w, json.dumps(shim.setup()).encode() + b"\n")
                 os.close(w)
                 shim.run()
@@ -138,7 +157,7 @@ def test_attach_start_wait_and_log(run_shim: Any) -> None:
     _, st = call(state, {"op": "state"})
     assert st["status"] == "created" and st["exit_code"] is None
     att, reply = call(state, {"op": "attach", "stdout": True, "stderr": True})
-    assert reply == {"ok": True}
+    assert reply["ok"] is True and reply["token"] > 0
     w = connect(state)
     w.sendall(b'{"op":"wait"}\n')
     _, started = call(state, {"op": "start"})
@@ -199,3 +218,73 @@ def test_bad_request_keeps_shim_alive(run_shim: Any) -> None:
     w.sendall(b'{"op":"wait"}\n')
     call(state, {"op": "start"})
     assert readline(w)["exit_code"] == 0
+
+
+def test_exec_session_streams_and_reports_its_exit_code(run_shim: Any) -> None:
+    state, log = run_shim(["sleep", "30"])
+    call(state, {"op": "start"})
+    s, reply = call(state, {"op": "exec", "id": "e1", "process": {"args": ["sh", "-c", "echo x; echo y >&2; exit 4"]},
+                            "stdout": True, "stderr": True})
+    assert reply["ok"] and reply["pid"] > 0
+    w = connect(state)
+    w.sendall(b'{"op":"exec_wait","id":"e1"}\n')
+    frames = read_frames(s)
+    assert (1, b"x\n") in frames and (2, b"y\n") in frames
+    assert readline(w) == {"ok": True, "exit_code": 4}
+    _, again = call(state, {"op": "exec_wait", "id": "e1"})   # remembered after the end
+    assert again == {"ok": True, "exit_code": 4}
+    assert "x" not in log.read_text()                        # exec output is not logged
+    _, dup = call(state, {"op": "exec", "id": "e1", "process": {"args": ["true"]}})
+    assert dup["ok"] is False
+    _, nope = call(state, {"op": "exec_wait", "id": "nope"})
+    assert nope["kind"] == "NotFound"
+    _, r = call(state, {"op": "resize", "exec": "e1", "height": 10, "width": 10})
+    assert r["ok"] is False and r["kind"] == "Conflict"
+    call(state, {"op": "kill", "signal": 9})
+
+
+def test_exec_stdin_and_client_hangup(run_shim: Any) -> None:
+    state, _ = run_shim(["sleep", "30"])
+    call(state, {"op": "start"})
+    s, reply = call(state, {"op": "exec", "id": "cat", "process": {"args": ["cat"]},
+                            "stdin": True, "stdout": True, "stderr": True})
+    assert reply["ok"]
+    s.sendall(b"hello\n")
+    s.shutdown(socket.SHUT_WR)
+    assert read_frames(s) == [(1, b"hello\n")]
+    # a client that hangs up mid-session ends the process's stdin
+    s2, reply = call(state, {"op": "exec", "id": "cat2", "process": {"args": ["cat"]},
+                             "stdin": True, "stdout": True, "stderr": True})
+    w = connect(state)
+    w.sendall(b'{"op":"exec_wait","id":"cat2"}\n')
+    s2.close()
+    assert readline(w) == {"ok": True, "exit_code": 0}
+    call(state, {"op": "kill", "signal": 9})
+
+
+def test_detach_keeps_stdin_open(run_shim: Any) -> None:
+    state, _ = run_shim(["sh", "-c", "read a; echo got $a"], open_stdin=True, stdin_once=True)
+    att, reply = call(state, {"op": "attach", "stdin": True, "stdout": True, "stderr": True})
+    call(state, {"op": "start"})
+    _, r = call(state, {"op": "detach", "token": reply["token"]})
+    assert r == {"ok": True}
+    att.close()                                   # a detach, not the end of stdin
+    time.sleep(0.2)
+    _, st = call(state, {"op": "state"})
+    assert st["status"] == "running"
+    att2, _ = call(state, {"op": "attach", "stdin": True, "stdout": True, "stderr": True})
+    att2.sendall(b"it\n")
+    assert read_frames(att2) == [(1, b"got it\n")]
+
+
+def test_a_vanished_attach_client_does_not_take_the_shim_down(run_shim: Any) -> None:
+    state, _ = run_shim(["sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+    gone, _ = call(state, {"op": "attach", "stdout": True, "stderr": True})
+    stays, _ = call(state, {"op": "attach", "stdout": True, "stderr": True})
+    call(state, {"op": "start"})
+    gone.close()                     # the next output to it fails with EPIPE
+    time.sleep(0.3)
+    _, st = call(state, {"op": "state"})
+    assert st["status"] == "running"
+    assert b"tick" in stays.recv(4096)
+    call(state, {"op": "kill", "signal": 9})

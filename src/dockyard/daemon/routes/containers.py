@@ -12,7 +12,7 @@ from aiohttp import web
 from dockyard import errors
 from dockyard.daemon.app import API_VERSION_KEY, add_route
 from dockyard.daemon.http import json_body, json_response, q_bool, q_filters, q_int
-from dockyard.daemon.streams import frame, hijack, relay, stream_content_type
+from dockyard.daemon.streams import frame, hijack, parse_detach_keys, relay, stream_content_type
 from dockyard.util.timefmt import parse_rfc3339
 
 
@@ -32,7 +32,7 @@ class ContainersBackend(Protocol):
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]: ...
     async def top(self, ref: str, ps_args: str = "") -> dict[str, Any]: ...
     async def resize(self, ref: str, height: int, width: int) -> None: ...
-    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...
+    async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Any: ...
     def rename(self, ref: str, new: str) -> None: ...
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]: ...
     def list(self, all_: bool = False, limit: int = -1, size: bool = False,
@@ -166,6 +166,7 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
         tty = bool(info["Config"].get("Tty"))
         stdin = q_bool(request, "stdin")
         stdout, stderr = q_bool(request, "stdout"), q_bool(request, "stderr")
+        keys = parse_detach_keys(request.query.get("detachKeys", "")) if tty and stdin else None
         client = await hijack(request, stream_content_type(tty, request[API_VERSION_KEY]))
         try:
             if q_bool(request, "logs"):
@@ -180,8 +181,7 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
                         attach_task.cancel()
                 if attach_task.cancelled():
                     return client.response
-                src, dst = attach_task.result()
-                await relay(client, src, dst, forward_stdin=stdin)
+                await relay(client, attach_task.result(), forward_stdin=stdin, detach_keys=keys)
         except (errors.DockyardError, ConnectionError):
             pass  # e.g. the start failed or the container was removed: the stream just ends
         finally:
