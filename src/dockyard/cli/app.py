@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import IO, Any
 
     from dockyard.client.api import APIClient

@@ -9,7 +9,6 @@ Invalid values raise ``OptError`` (the command turns it into exit status 125).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from dockyard.cli.app import Cli
 from dockyard.cli.flags import Flag, Parsed
@@ -23,6 +22,7 @@ from dockyard.cli.opts import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 __all__ = ["container_flags", "build", "parse_ports", "parse_bytes", "parse_restart"]

@@ -16,10 +16,9 @@ docker's exact error texts and exit code 125). Semantics kept from pflag:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 __all__ = [

@@ -16,11 +16,9 @@ values print with Go's ``fmt`` conventions (``map[k:v]``, ``[a b]``, ``<nil>``).
 
 from __future__ import annotations
 
-import json as _json
-from collections.abc import Callable, Mapping
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 __all__ = ["HEADER_FUNCS", "MISSING", "Template", "TemplateError", "go_sprint", "parse_template"]
@@ -606,6 +604,8 @@ def _json_default(o: Any) -> Any:
 
 
 def _f_json(v: Any) -> str:
+    import json as _json  # only templates that use it pay for the import
+
     out = _json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=_json_default) \
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     if callable(getattr(v, "to_json", None)):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
 
 from dockyard.cli.app import Cli
 from dockyard.cli.term import (
@@ -29,13 +28,35 @@ from dockyard.client.transport import HijackedConnection
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = ["HijackedIO", "SignalProxy", "TtyResizer", "signal_name"]
 
 
+class _NotifyingEvent(threading.Event):
+    """An Event that also sets the events registered with ``notify`` when it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watchers: list[threading.Event] = []
+
+    def set(self) -> None:
+        super().set()
+        for ev in list(self._watchers):
+            ev.set()
+
+    def notify(self, event: threading.Event) -> None:
+        self._watchers.append(event)
+        if self.is_set():
+            event.set()
+
+
 class HijackedIO:
-    """Run the copy threads; ``wait()`` returns None, or raises ``Detach`` / the error."""
+    """Run the copy threads; ``wait()`` returns None, or raises ``Detach`` / the error.
+
+    ``done`` is set when the session has ended; ``done.notify(event)`` also sets ``event``
+    then, so that the caller can wait for it and for the container's exit together."""
 
     def __init__(self, cli: Cli, conn: HijackedConnection, *, stdin: bool, stdout: bool,
                  stderr: bool, tty: bool, detach_keys: str = "",
@@ -53,7 +74,7 @@ class HijackedIO:
                 self.keys = parse_detach_keys(detach_keys)
             except ValueError as exc:
                 cli.eprint(f"invalid detach escape keys, using default: {exc}")
-        self.done = threading.Event()
+        self.done = _NotifyingEvent()
         self.output_done = threading.Event()
         self.input_done = threading.Event()
         self.detached = False
@@ -83,7 +104,10 @@ class HijackedIO:
             threading.Thread(target=self._output, name="attach-out", daemon=True).start()
         else:
             self.output_done.set()
-        threading.Thread(target=self._input, name="attach-in", daemon=True).start()
+        if self.stdin:
+            threading.Thread(target=self._input, name="attach-in", daemon=True).start()
+        else:
+            self._input()  # nothing to copy: half-close at once, no thread to start
         return self
 
     def _write_out(self, data: bytes) -> None:
@@ -210,12 +234,12 @@ class SignalProxy:
     """
 
     def __init__(self, cli: Cli, container_id: str) -> None:
-        import queue
+        from _queue import SimpleQueue  # what queue.SimpleQueue is, without queue's imports
 
         self.cli = cli
         self.container_id = container_id
         self._old: dict[int, Any] = {}
-        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._queue: SimpleQueue[int] = SimpleQueue()
         self.sent: list[str] = []
 
     def _handler(self, signum: int, frame: Any) -> None:

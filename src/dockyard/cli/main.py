@@ -13,10 +13,11 @@ the command could not be invoked / found, 1 for other errors, else the container
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dockyard.cli._types import TextWriter
 
 __all__ = ["COMMANDS", "MANAGEMENT", "main", "run"]
@@ -241,9 +242,9 @@ def run(argv: Sequence[str], streams: object = None, env: dict[str, str] | None 
                       f"Run '{BIN} --help' for more information\n")
             return 1
 
-        import importlib
-
-        mod = importlib.import_module(f"dockyard.cli.commands.{module}")
+        modname = f"dockyard.cli.commands.{module}"
+        __import__(modname)  # importlib itself would cost an import
+        mod = sys.modules[modname]
         cmd = mod.command(path, variant)
         from dockyard.cli.flags import parse
 
@@ -290,12 +291,24 @@ def run(argv: Sequence[str], streams: object = None, env: dict[str, str] | None 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point (``dockyard``)."""
+    """Console entry point (``dockyard``).
+
+    Called without ``argv`` (as the installed script and ``python -m dockyard.cli`` do),
+    it ends the process itself once the output is flushed: ``os._exit`` skips the
+    interpreter's tear-down (module and object clean-up, about 5 ms here, some 15% of a
+    ``dockyard version``), which has nothing left to do for us: every file we wrote is
+    closed, the terminal is restored by the commands, and the only threads left are
+    daemon threads blocked on sockets. Called with ``argv`` it returns the status."""
     rc = run(list(sys.argv[1:] if argv is None else argv))
-    try:
-        sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
-        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+    if argv is None:
+        import os
+
+        os._exit(rc & 0xFF)
     return rc
 
 

@@ -10,12 +10,12 @@ progress updates are dropped and only state changes are printed, one per line
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
 
 from dockyard.cli.render import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from dockyard.cli._types import TextWriter

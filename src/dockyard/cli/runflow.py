@@ -56,13 +56,14 @@ def create_container(cli: Cli, body: dict[str, Any], name: str = "", platform: s
     from dockyard.errors import NotFound
 
     image = body.get("Image", "")
-    named = _named(image)
     if pull == "always":
         pull_image(cli, image, platform=platform, quiet=quiet, to_stderr=True)
     try:
         resp = cli.client.container_create(body, name=name or None, platform=platform or None)
     except NotFound:
-        if named is None or pull != "missing":
+        # The reference parser costs ~20 ms of imports: only the pull path pays for it.
+        named = _named(image) if pull == "missing" else None
+        if named is None:
             raise
         if not quiet:
             cli.err.write(f"Unable to find image '{named.familiar()}' locally\n")
@@ -140,8 +141,12 @@ def attached_session(
         assert streamer is not None
         if tty and cli.streams.is_terminal("stdout"):
             resizer = TtyResizer(cli, cid).start()
-        tick = threading.Event()
+        # Woken by whichever ends first, the attach stream or the wait; no polling.
+        wake = threading.Event()
+        streamer.done.notify(wake)
+        waiter.notify(wake)
         while True:
+            wake.clear()
             if streamer.done.is_set():
                 try:
                     streamer.wait()
@@ -164,7 +169,7 @@ def attached_session(
                     cli.err.write(f"error waiting for container: {exc}\n")
                     return 125
                 return status
-            tick.wait(0.02)
+            wake.wait(1.0)  # the timeout only bounds how long a lost wake-up could cost
     finally:
         if resizer is not None:
             resizer.stop()

@@ -15,17 +15,20 @@ Methods that stream return the open ``Response`` (progress streams, logs, save) 
 from __future__ import annotations
 
 import _thread
-import json
-from collections.abc import Mapping, Sequence
 
 from dockyard.client.errors import error_from_response
+from dockyard.client.jsoncodec import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     from dockyard.client.interface import Body, Transport
     from dockyard.client.transport import HijackedConnection, Response
+
+    QueryValue = str | int | bool | Sequence[str] | None
 
 __all__ = ["MAX_API_VERSION", "MIN_API_VERSION", "APIClient", "WaitHandle", "encode_query",
            "filters_json"]
@@ -49,7 +52,6 @@ def _query_escape(s: str) -> str:
     return "".join(out)
 
 
-QueryValue = str | int | bool | Sequence[str] | None
 
 
 def encode_query(query: Mapping[str, QueryValue]) -> str:
@@ -77,8 +79,7 @@ def filters_json(filters: Mapping[str, Sequence[str]] | None) -> str | None:
     """``{"status": ["running"]}`` → ``{"status":{"running":true}}`` (docker's encoding)."""
     if not filters:
         return None
-    return json.dumps({k: {v: True for v in vs} for k, vs in filters.items()},
-                      separators=(",", ":"))
+    return dumps({k: {v: True for v in vs} for k, vs in filters.items()}, compact=True)
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -104,13 +105,14 @@ class WaitHandle:
         self._done = threading.Event()
         self._result: dict[str, Any] | None = None
         self._error: BaseException | None = None
+        self._watchers: list[threading.Event] = []
         self._thread = threading.Thread(target=self._read, name="wait", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         try:
             body = self._response.read()
-            obj = json.loads(body) if body.strip() else None
+            obj = loads(body) if body.strip() else None
             if not isinstance(obj, dict):
                 raise ConnectionError("wait: unexpected response body")
             self._result = obj
@@ -118,9 +120,18 @@ class WaitHandle:
             self._error = exc
         finally:
             self._done.set()
+            for ev in list(self._watchers):
+                ev.set()
 
     def done(self) -> bool:
         return self._done.is_set()
+
+    def notify(self, event: threading.Event) -> None:
+        """Set ``event`` when the result is there (at once if it already is), so that a
+        caller can wait for this and something else together without polling."""
+        self._watchers.append(event)
+        if self._done.is_set():
+            event.set()
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """``{"StatusCode": N, "Error": null|{"Message": ...}}``; raises what reading raised."""
@@ -198,7 +209,7 @@ class APIClient:
         """Send a request and raise the mapped error for a non-2xx status."""
         hdrs = dict(headers or {})
         if json_body is not None:
-            body = (json.dumps(json_body, separators=(",", ":")) + "\n").encode()
+            body = (dumps(json_body, compact=True) + "\n").encode()
             hdrs.setdefault("Content-Type", "application/json")
         url = self.url(path, query)
         resp = self.transport.request(method, url, headers=hdrs, body=body)
@@ -211,13 +222,13 @@ class APIClient:
               **kw: Any) -> Any:
         resp = self.request(method, path, query, **kw)
         data = resp.read()
-        return json.loads(data) if data.strip() else None
+        return loads(data) if data.strip() else None
 
     def _raw(self, method: str, path: str, query: Mapping[str, QueryValue] | None = None,
              **kw: Any) -> tuple[Any, bytes]:
         resp = self.request(method, path, query, **kw)
         data = resp.read()
-        return (json.loads(data) if data.strip() else None), data
+        return (loads(data) if data.strip() else None), data
 
     def _none(self, method: str, path: str, query: Mapping[str, QueryValue] | None = None,
               **kw: Any) -> None:
@@ -346,7 +357,7 @@ class APIClient:
         body: dict[str, Any] = {"Detach": False, "Tty": tty}
         if console_size is not None and not version_lt(self.api_version, "1.42"):
             body["ConsoleSize"] = list(console_size)
-        data = (json.dumps(body, separators=(",", ":")) + "\n").encode()
+        data = (dumps(body, compact=True) + "\n").encode()
         return self.transport.hijack("POST", self.url(f"/exec/{exec_id}/start"),
                                      headers={"Content-Type": "application/json"}, body=data)
 

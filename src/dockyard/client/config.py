@@ -11,12 +11,13 @@ config (``{}`` → ``e30=`` when anonymous), as the Go client's ``EncodeAuthConf
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
+
+from dockyard.client.jsoncodec import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 __all__ = [
@@ -63,7 +64,7 @@ def encode_auth(auth: Mapping[str, str] | None) -> str:
     fields = ("username", "password", "auth", "email", "serveraddress", "identitytoken",
               "registrytoken")
     obj = {k: auth[k] for k in fields if auth and auth.get(k)}
-    raw = json.dumps(obj, separators=(",", ":")).encode()
+    raw = dumps(obj, compact=True).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -71,7 +72,7 @@ def encode_registry_config(auths: Mapping[str, Mapping[str, str]]) -> str:
     """The ``X-Registry-Config`` value (build): base64url JSON map server → auth config."""
     import base64
 
-    raw = json.dumps({k: dict(v) for k, v in auths.items()}, separators=(",", ":")).encode()
+    raw = dumps({k: dict(v) for k, v in auths.items()}, compact=True).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
@@ -109,7 +110,7 @@ class ConfigFile:
         except OSError:
             return cls(path)
         try:
-            data = json.loads(raw) if raw.strip() else {}
+            data = loads(raw) if raw.strip() else {}
         except ValueError as exc:
             from dockyard.errors import InvalidArgument
 
@@ -194,6 +195,8 @@ class ConfigFile:
         return True
 
     def save(self) -> None:
+        import json
+
         from dockyard.util.atomicfile import write_atomic
 
         d = os.path.dirname(self.path)

@@ -12,8 +12,7 @@ as the docker CLI does. The message is the daemon's ``{"message": ...}`` when th
 
 from __future__ import annotations
 
-import json
-
+from dockyard.client.jsoncodec import loads
 from dockyard.errors import (
     Conflict,
     DockyardError,
@@ -88,7 +87,7 @@ def error_from_response(
         return err
     if content_type == "application/json":
         try:
-            parsed = json.loads(body)
+            parsed = loads(body)
         except ValueError as exc:
             err = error_class_for_status(status)(f"Error reading JSON: {exc}")
             err.status = status  # type: ignore[attr-defined]

@@ -11,13 +11,11 @@ usually separated by ``\\r\\n``; objects may arrive split across reads.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator
-
 from dockyard.errors import Internal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
 __all__ = [
@@ -119,6 +117,8 @@ def stdcopy(
 
 def iter_json_messages(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     """Decode a JSON message stream arriving in arbitrary pieces."""
+    import json
+
     decoder = json.JSONDecoder()
     buf = ""
     pending = b""

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import _socket
 import _thread
-from collections.abc import Iterator, Mapping
 
 from dockyard.client.errors import ConnectionFailed, error_from_response
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
     from dockyard.client.interface import Body, SocketLike
 
 __all__ = [
@@ -262,10 +263,10 @@ class Response:
         return b"".join(self.iter_raw())
 
     def json(self) -> object:
-        import json
+        from dockyard.client.jsoncodec import loads
 
         data = self.read()
-        return json.loads(data) if data.strip() else None
+        return loads(data) if data.strip() else None
 
     def raise_for_status(self) -> None:
         if self.status >= 400:

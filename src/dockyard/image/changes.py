@@ -221,6 +221,7 @@ def apply_changes(config: dict[str, Any] | None, changes: Sequence[str]) -> dict
         env = _env_map(cfg.get("Env"))
         if instr_u in ("CMD", "ENTRYPOINT"):
             js = _json_array(arg)
+            value: list[str] | None
             if js is not None:
                 value = js
             elif arg:

@@ -12,6 +12,14 @@
 Both write a PAX tar in a stable order (sorted names), keep modes, numeric owners, mtimes
 (whole seconds), xattrs (``SCHILY.xattr.*``), symlinks and hard links (the second name of
 an inode becomes a hard link entry), and return the diff id of what they wrote.
+
+Mount-point artifacts: the runtime creates the bind-mount targets ``/etc/hosts``,
+``/etc/hostname``, ``/etc/resolv.conf`` (and ``/dev``, ``/proc``, ``/sys`` when the image
+lacks them) in the container's rootfs. Docker keeps them in a hidden init layer; here a
+commit skips them (``ARTIFACTS``) when they are empty and absent from the image. With
+``lower_dirs`` (the image's layer dirs, top first), ``write_overlay_diff`` also leaves out a
+directory that was only copied up to hold such an artifact: a directory is written when it
+is new, opaque, differs from the lower one in mode, owner or xattrs, or holds a change.
 """
 
 from __future__ import annotations
@@ -19,13 +27,19 @@ from __future__ import annotations
 import os
 import stat
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from dockyard.oci.digest import Digester
 from dockyard.util.tarlayer import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
 
-__all__ = ["DiffResult", "write_overlay_diff", "write_tree_diff"]
+__all__ = ["ARTIFACTS", "DiffResult", "write_overlay_diff", "write_tree_diff"]
+
+#: paths the runtime creates as mount points; never part of a committed layer when they
+#: are empty and the image does not have them
+ARTIFACTS = frozenset({"etc/hosts", "etc/hostname", "etc/resolv.conf", "dev", "dev/pts",
+                       "dev/shm", "dev/mqueue", "proc", "sys"})
 
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -93,7 +107,8 @@ class _TarOut:
         for k, v in sorted(xattrs.items()):
             if k.startswith(_SKIP_XATTR_PREFIXES):
                 continue
-            ti.pax_headers["SCHILY.xattr." + k] = v.decode("utf-8", "surrogateescape")
+            ti.pax_headers["SCHILY.xattr." + k] = v.decode(  # type: ignore[index]
+                "utf-8", "surrogateescape")
         mode = st.st_mode
         ident = (st.st_dev, st.st_ino)
         if not stat.S_ISDIR(mode) and st.st_nlink > 1 and ident in self.links:
@@ -147,9 +162,39 @@ def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def write_overlay_diff(upper: str | os.PathLike[str], out: BinaryIO) -> DiffResult:
-    """Write the overlay upper dir ``upper`` as a layer tar to ``out``."""
+def _artifact(rel: str, path: str, st: os.stat_result, in_lower: bool) -> bool:
+    if rel not in ARTIFACTS or in_lower:
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size == 0
+    return stat.S_ISDIR(st.st_mode)
+
+
+def write_overlay_diff(upper: str | os.PathLike[str], out: BinaryIO, *,
+                       lower_dirs: Sequence[str | os.PathLike[str]] | None = None) -> DiffResult:
+    """Write the overlay upper dir ``upper`` as a layer tar to ``out``.
+
+    ``lower_dirs`` (top first) lets unchanged copied-up directories and mount-point
+    artifacts be left out; without it every directory of the upper dir is written.
+    """
     t = _TarOut(out)
+    lowers = [os.fspath(d) for d in lower_dirs] if lower_dirs is not None else None
+
+    def lower_stat(rel: str) -> os.stat_result | None:
+        for d in lowers or ():
+            try:
+                return os.lstat(os.path.join(d, rel))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return None
+
+    # directories waiting to be written: only if something below them is
+    pending: list[tuple[str, str, os.stat_result, dict[str, bytes]]] = []
+
+    def flush() -> None:
+        for p, r, st, xattrs in pending:
+            t.add(p, r, st, xattrs)
+        pending.clear()
 
     def walk(path: str, rel: str) -> None:
         for name in sorted(os.listdir(path)):
@@ -157,19 +202,51 @@ def write_overlay_diff(upper: str | os.PathLike[str], out: BinaryIO) -> DiffResu
             r = _join(rel, name)
             st = os.lstat(p)
             if _is_whiteout_dev(st):
+                flush()
                 t.whiteout(_join(rel, WHITEOUT_PREFIX + name), st.st_mtime)
+                continue
+            low = lower_stat(r) if lowers is not None else None
+            if lowers is not None and _artifact(r, p, st, low is not None):
+                if stat.S_ISDIR(st.st_mode):
+                    depth = len(pending)
+                    pending.append((p, r, st, _xattrs(p)))
+                    walk(p, r)
+                    del pending[depth:]
                 continue
             if stat.S_ISDIR(st.st_mode):
                 xattrs = _xattrs(p)
-                t.add(p, r, st, xattrs)
-                if any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS):
+                opaque = any(xattrs.get(k) == b"y" for k in _OPAQUE_XATTRS)
+                must = (lowers is None or opaque or low is None
+                        or not stat.S_ISDIR(low.st_mode)
+                        or (low.st_mode, low.st_uid, low.st_gid) != (st.st_mode, st.st_uid,
+                                                                     st.st_gid)
+                        or _strip(_xattrs(_first_lower(lowers, r))) != _strip(xattrs))
+                depth = len(pending)
+                pending.append((p, r, st, xattrs))
+                if must:
+                    flush()
+                if opaque:
                     t.whiteout(_join(r, OPAQUE_WHITEOUT), st.st_mtime, opaque_marker=True)
                 walk(p, r)
+                del pending[depth:]
             else:
+                flush()
                 t.add(p, r, st)
 
     walk(os.fspath(upper), "")
     return t.close()
+
+
+def _first_lower(lowers: Sequence[str] | None, rel: str) -> str:
+    for d in lowers or ():
+        p = os.path.join(d, rel)
+        if os.path.lexists(p):
+            return p
+    return ""
+
+
+def _strip(xattrs: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in xattrs.items() if not k.startswith(_SKIP_XATTR_PREFIXES)}
 
 
 def _same(a: os.stat_result, b: os.stat_result, pa: str, pb: str) -> bool:
@@ -219,10 +296,13 @@ def write_tree_diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLi
             lp = os.path.join(lo, name) if (lo is not None and name in lo_names) else None
             lst = lstat(lp) if lp is not None else None
             changed = lst is None or lp is None or not _same(lst, st, lp, p)
+            artifact = _artifact(r, p, st, lst is not None)
+            if artifact and not stat.S_ISDIR(st.st_mode):
+                continue
             if stat.S_ISDIR(st.st_mode):
                 below_lo = lp if (lst is not None and stat.S_ISDIR(lst.st_mode)) else None
                 sub = walk(r, p, below_lo)
-                if changed or sub:
+                if (changed and not artifact) or sub:
                     ops.append(("add", p, r, st, 0.0))
                     ops.extend(sub)
             elif changed:

@@ -146,12 +146,12 @@ def collect(records: ImageRecords, content: ContentStore, snapshotter: Snapshott
     for c, row in layers.items():
         if c not in report.layers_removed and row.blob:
             live_blobs.add(row.blob)
-    for info in list(content.walk()):
-        if info.digest in live_blobs or leases.held(info.digest):
+    for blob in list(content.walk()):
+        if blob.digest in live_blobs or leases.held(blob.digest):
             continue
         try:
-            content.delete(info.digest)
+            content.delete(blob.digest)
         except NotFound:
             continue
-        report.blobs_removed.append(info.digest)
+        report.blobs_removed.append(blob.digest)
     return report

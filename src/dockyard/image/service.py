@@ -20,6 +20,7 @@ it fails: a failed import leaves no row, no blob and no snapshot behind.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import platform
@@ -495,12 +496,12 @@ class ImageService:
 
     # -- history -------------------------------------------------------------------------
 
-    def history(self, name: str) -> list[HistoryItem]:
+    def history(self, name: str) -> builtins.list[HistoryItem]:
         """docker's image history, newest first."""
         img = self.get(name)
         diff_ids = img.diff_ids
         chains = chain_ids(diff_ids)
-        items: list[dict[str, Any]] = []
+        items: builtins.list[dict[str, Any]] = []
         layer_n = 0
         for h in img.config.get("history") or []:
             size = 0
@@ -518,18 +519,18 @@ class ImageService:
                     created = 0
             items.insert(0, {"created": created, "created_by": str(h.get("created_by") or ""),
                              "comment": str(h.get("comment") or ""), "size": size})
-        out: list[HistoryItem] = []
+        out: builtins.list[HistoryItem] = []
         current: str = img.id
-        for i, it in enumerate(items):
+        for it in items:
             ident = "<missing>"
-            tags: list[str] | None = None
+            tags: builtins.list[str] | None = None
             if current:
                 ident = current
-                row = self.records.get_image(current)
-                if row is not None:
+                irow = self.records.get_image(current)
+                if irow is not None:
                     t = [_familiar(r.ref) for r in self.records.refs_of(current) if r.kind == "tag"]
                     tags = t or None
-                    current = row.parent
+                    current = irow.parent
                 else:
                     current = ""
             out.append(HistoryItem(ident, it["created"], it["created_by"], tags, it["size"],
@@ -615,10 +616,18 @@ class ImageService:
     def create_image(self, config: dict[str, Any], layer_descriptors: Sequence[dict[str, Any]],
                      *, chain: str, size: int, parent: str = "",
                      refs: Iterable[Reference] = (),
-                     extra_doc: Mapping[str, Any] | None = None) -> str:
+                     extra_doc: Mapping[str, Any] | None = None,
+                     config_bytes: bytes | None = None,
+                     moved: dict[str, str] | None = None) -> str:
         """Store a config whose layers are unpacked already (``chain`` is the top chain id)
-        and name it. Returns the image id. (Import uses it; commit, build and pull will.)"""
-        data = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        and name it. Returns the image id. (Import, commit, pull and load use it.)
+
+        ``config_bytes``: the config's exact bytes (a pulled or loaded image keeps the id it
+        has elsewhere); otherwise ``config`` is serialised here. ``moved``, if given, is
+        filled with ``{name: previous image id}`` for each name taken from another image.
+        ``layer_descriptors`` are the layer blobs (compressed as stored), base first."""
+        data = config_bytes if config_bytes is not None else \
+            json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
         image_id = digest_bytes(data)
         with self.leases.hold(image_id):
             write_blob(self.content, f"config-{image_id}", data, expected_digest=image_id)
@@ -634,13 +643,69 @@ class ImageService:
             with self._lock:
                 if chain and self.records.get_layer(chain) is None:
                     raise NotFound(f"layer {chain}: not found")
-                self.records.add_image(
+                changed = self.records.add_image(
                     ImageRow(id=image_id, created=created, added=now, parent=parent,
                              chain_id=chain, size=size, doc=doc),
                     [RefRow(r.repo_and_tag if not r.digest else f"{r.name}@{r.digest}", image_id,
                             "digest" if r.digest else "tag", now) for r in refs],
                 )
+                if moved is not None:
+                    moved.update({_familiar(k): v for k, v in changed.items()})
         return image_id
+
+    # -- records kept for the registry side (pull, push, save) ---------------------------
+
+    def update_doc(self, image_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to the image's doc under the lock (NoSuchImage if it is gone).
+        Blobs named in ``doc["blobs"]`` are kept by gc for as long as the image exists."""
+        with self._lock:
+            row = self.records.get_image(image_id)
+            if row is None:
+                raise NoSuchImage(f"No such image: {image_id}")
+            doc = dict(row.doc)
+            change(doc)
+            self.records.update_doc(image_id, doc)
+
+    def add_digest_ref(self, image_id: str, name: str, digest: str) -> None:
+        """Record ``name@digest`` (a RepoDigest) for the image."""
+        r = parse_normalized(name)
+        with self._lock:
+            self.records.set_ref(RefRow(f"{r.name}@{digest}", image_id, "digest",
+                                        int(time.time())))
+
+    def ref_target(self, ref: Reference) -> str:
+        """The id the name ``ref`` (a tag or a digest reference) points at, or ``""``."""
+        key = f"{ref.name}@{ref.digest}" if ref.digest else ref.with_default_tag().repo_and_tag
+        row = self.records.get_ref(key)
+        return row.image_id if row is not None else ""
+
+    def tags_of_repository(self, name: str) -> builtins.list[Reference]:
+        """Every tag of the repository ``name`` (``docker push`` without a tag), sorted."""
+        repo = parse_normalized(name).name
+        out: builtins.list[Reference] = []
+        for r in self.records.all_refs():
+            if r.kind != "tag":
+                continue
+            ref = parse_normalized(r.ref)
+            if ref.name == repo:
+                out.append(ref)
+        return sorted(out, key=lambda x: x.tag)
+
+    def chain_dirs(self, chain: str) -> builtins.list[Path]:
+        """The snapshot directories of a layer chain, top first (for the copying
+        snapshotter the first one is the whole tree)."""
+        dirs: builtins.list[Path] = []
+        c = chain
+        while c:
+            row = self.records.get_layer(c)
+            if row is None:
+                break
+            try:
+                dirs.append(self.snapshotter.fs_dir(row.snapshot))
+            except NotFound:
+                break
+            c = row.parent
+        return dirs
 
     # -- removal -------------------------------------------------------------------------
 
@@ -688,7 +753,7 @@ class ImageService:
         """Ask the engine about containers *before* taking our lock (its callback may take
         the engine's own lock: never the other way round), for the image and its parents
         (or, with ``every``, for all images)."""
-        ids: list[str] = []
+        ids: builtins.list[str] = []
         if every:
             ids = self.records.image_ids()
         else:
@@ -705,7 +770,7 @@ class ImageService:
         return lookup
 
     def remove(self, name: str, *, force: bool = False, prune: bool = True,
-               containers: ContainersOf = _no_containers) -> list[DeleteRecord]:
+               containers: ContainersOf = _no_containers) -> builtins.list[DeleteRecord]:
         """``docker rmi``, with docker's rules and messages (moby image_delete.go).
 
         ``containers(image_id)`` lists the containers created from an image (it is called
@@ -719,7 +784,7 @@ class ImageService:
         containers = self._uses_snapshot(self.resolve(name), containers)
         with self._lock:
             image_id = self.resolve(name)
-            records: list[DeleteRecord] = []
+            records: builtins.list[DeleteRecord] = []
             refs = self.records.refs_of(image_id)
             using = list(containers(image_id))
             is_id = image_id.startswith(name) or image_id[7:].startswith(name)
@@ -760,8 +825,8 @@ class ImageService:
                          containers=containers)
             return records
 
-    def _delete(self, image_id: str, records: list[DeleteRecord], *, force: bool, prune: bool,
-                quiet: bool, containers: ContainersOf) -> int:
+    def _delete(self, image_id: str, records: builtins.list[DeleteRecord], *, force: bool,
+                prune: bool, quiet: bool, containers: ContainersOf) -> int:
         """moby's imageDeleteHelper; returns the bytes of layers freed."""
         using = list(containers(image_id))
         mask = _HARD if force else _HARD | _SOFT
@@ -833,7 +898,7 @@ class ImageService:
 
     # -- container root filesystems ------------------------------------------------------
 
-    def prepare_rootfs(self, image_id: str, key: str) -> list[Mount]:
+    def prepare_rootfs(self, image_id: str, key: str) -> builtins.list[Mount]:
         """Create the container rootfs ``key`` (an active snapshot) on the image's layers;
         returns the mounts to perform. AlreadyExists if ``key`` is taken."""
         with ExitStack() as hold:
@@ -854,7 +919,7 @@ class ImageService:
                     hold.enter_context(self.leases.hold(row.chain_id, parent))
             return self.snapshotter.prepare(key, parent, {_IMAGE_LABEL: img_id})
 
-    def rootfs_mounts(self, key: str) -> list[Mount]:
+    def rootfs_mounts(self, key: str) -> builtins.list[Mount]:
         return self.snapshotter.mounts(key)
 
     def remove_rootfs(self, key: str) -> None:
@@ -886,7 +951,7 @@ class ImageService:
         """The directory holding what the container changed (the overlay upper dir)."""
         return self.snapshotter.fs_dir(key)
 
-    def rootfs_keys(self) -> list[str]:
+    def rootfs_keys(self) -> builtins.list[str]:
         """Keys of every container rootfs (active snapshots that are not unpacks)."""
         return [i.key for i in self.snapshotter.walk()
                 if i.kind is not Kind.COMMITTED and not i.key.startswith(EXTRACT_PREFIX)]
@@ -894,7 +959,7 @@ class ImageService:
     def graph_driver_data(self, name: str) -> dict[str, str]:
         """Inspect's ``GraphDriver.Data`` for an image (overlay2's dirs)."""
         img = self.get(name)
-        dirs: list[Path] = []
+        dirs: builtins.list[Path] = []
         c = img.chain_id
         while c:
             row = self.records.get_layer(c)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from dockyard.content.store import Provider
 from dockyard.errors import AlreadyExists, InvalidArgument, NotFound, Unsupported
@@ -66,6 +67,22 @@ class UnpackedLayer:
     new: bool                 # unpacked by this call (False: the chain existed already)
 
 
+class _Counting:
+    """Reads through, telling ``on_read`` the running total."""
+
+    def __init__(self, inner: BinaryIO, on_read: Callable[[int], None]) -> None:
+        self._inner = inner
+        self._on_read = on_read
+        self._n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._inner.read(n)
+        if data:
+            self._n += len(data)
+            self._on_read(self._n)
+        return data
+
+
 def apply_target(mounts: list[Mount]) -> tuple[Path, WhiteoutMode]:
     """Where to write a layer for these snapshot mounts, and in which whiteout form."""
     if len(mounts) != 1:
@@ -107,22 +124,29 @@ class Unpacker:
         out: list[UnpackedLayer] = []
         parent = ""
         for src in layers:
-            if src.diff_id:
-                chain = chain_id(parent, src.diff_id)
-                with self.lock:
-                    hold.enter_context(self.leases.hold(chain))
-                    row = self._existing(chain)
-                if row is not None:
-                    out.append(UnpackedLayer(chain, row.diff_id, row.size, row.blob or src.blob,
-                                             row.media_type or src.media_type, False))
-                    parent = chain
-                    continue
-            layer = self._apply(src, parent, hold)
+            layer = self.unpack_layer(src, parent, hold)
             out.append(layer)
             parent = layer.chain_id
         return out
 
-    def _apply(self, src: LayerSource, parent_chain: str, hold: ExitStack) -> UnpackedLayer:
+    def unpack_layer(self, src: LayerSource, parent_chain: str, hold: ExitStack,
+                     on_read: Callable[[int], None] | None = None) -> UnpackedLayer:
+        """Unpack one layer on ``parent_chain`` (``""`` for a base layer), or find it
+        unpacked already (when ``src.diff_id`` is known). ``on_read(n)`` is told how many
+        bytes of the blob have been read so far (extraction progress). The chain id is
+        leased on ``hold``."""
+        if src.diff_id:
+            chain = chain_id(parent_chain, src.diff_id)
+            with self.lock:
+                hold.enter_context(self.leases.hold(chain))
+                row = self._existing(chain)
+            if row is not None:
+                return UnpackedLayer(chain, row.diff_id, row.size, row.blob or src.blob,
+                                     row.media_type or src.media_type, False)
+        return self._apply(src, parent_chain, hold, on_read)
+
+    def _apply(self, src: LayerSource, parent_chain: str, hold: ExitStack,
+               on_read: Callable[[int], None] | None = None) -> UnpackedLayer:
         key = f"{EXTRACT_PREFIX}{uuid.uuid4().hex}"
         with self.leases.hold(key, src.blob, parent_chain):
             parent_snapshot = ""
@@ -135,7 +159,8 @@ class Unpacker:
             try:
                 target, mode = apply_target(mounts)
                 with self.content.reader(src.blob) as raw:
-                    stream, _ = decompress(raw)
+                    source = cast(BinaryIO, _Counting(raw, on_read)) if on_read else raw
+                    stream, _ = decompress(source)
                     result = apply_layer(stream, target, whiteouts=mode)
                 if src.diff_id and result.diff_id != src.diff_id:
                     raise InvalidArgument(

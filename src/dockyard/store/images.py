@@ -142,6 +142,13 @@ class ImageRecords:
         """Ids of the images whose parent is ``image_id``."""
         return [r[0] for r in self.db.query("SELECT id FROM images WHERE parent = ?", (image_id,))]
 
+    def update_doc(self, image_id: str, doc: dict[str, Any]) -> bool:
+        """Replace an image's ``doc`` (what a push or a pull learnt: manifests, sources);
+        False if the image is gone."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE images SET doc = ? WHERE id = ?", (_dump(doc), image_id))
+            return cur.rowcount > 0
+
     def delete_image(self, image_id: str) -> bool:
         """Delete the image and (by cascade) every name pointing at it."""
         with self.db.transaction() as cur:

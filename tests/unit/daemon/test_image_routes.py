@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dockyard import errors
 from dockyard.daemon.app import api_middleware
+from dockyard.daemon.routes import auth as auth_routes
 from dockyard.daemon.routes import images as image_routes
 
 IID = "sha256:" + "ab" * 32
@@ -77,9 +78,64 @@ class FakeImages:
                                   "image is being used by stopped container 0123456789ab")
         return [{"Untagged": name}, {"Deleted": IID}]
 
-    async def prune_images(self, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    async def prune_images(
+            self, filters: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         self.calls.append(("prune", dict(filters or {})))
         return {"ImagesDeleted": None, "SpaceReclaimed": 0}
+
+
+    def push_image(self, name: str, tag: str = "", *, auth: str = "",
+                   platform: str = "") -> AsyncIterator[dict[str, Any]]:
+        self.calls.append(("push", (name, tag, auth)))
+
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            if name.endswith("notlocal"):
+                raise errors.NotFound(f"An image does not exist locally with the tag: {name}")
+            yield {"status": f"The push refers to repository [{name}]"}
+            yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": IID, "Size": 1}}
+
+        return gen()
+
+    async def commit(self, container: str, *, repo: str = "", tag: str = "",
+                     comment: str = "", author: str = "", changes: Sequence[str] = (),
+                     pause: bool = True, config: Mapping[str, Any] | None = None) -> str:
+        self.calls.append(("commit", dict(container=container, repo=repo, tag=tag,
+                                          comment=comment, author=author,
+                                          changes=list(changes), pause=pause, config=config)))
+        if container == "nosuch":
+            raise errors.NotFound("No such container: nosuch")
+        return IID
+
+    async def save_images(self, names: Sequence[str],
+                          platform: str = "") -> AsyncIterator[bytes]:
+        self.calls.append(("save", list(names)))
+        if "nosuch" in names:
+            raise errors.NoSuchImage("No such image: nosuch:latest")
+
+        async def gen() -> AsyncIterator[bytes]:
+            yield b"tar-"
+            yield b"bytes"
+
+        return gen()
+
+    def load_images(self, body: AsyncIterable[bytes], *, quiet: bool = False,
+                    platform: str = "") -> AsyncIterator[dict[str, Any]]:
+        async def gen() -> AsyncIterator[dict[str, Any]]:
+            async for chunk in body:
+                self.body += chunk
+            self.calls.append(("load", quiet))
+            if self.body == b"junk":
+                raise errors.InvalidArgument("invalid tar archive: bad header")
+            yield {"stream": "Loaded image: x:1\n"}
+
+        return gen()
+
+    async def login(self, config: Mapping[str, Any]) -> dict[str, str]:
+        self.calls.append(("login", dict(config)))
+        if config.get("password") != "right":
+            raise errors.Unauthorized("login attempt to http://h/v2/ failed with status: "
+                                      "401 Unauthorized")
+        return {"Status": "Login Succeeded", "IdentityToken": ""}
 
 
 def with_client(fn: Callable[[TestClient, FakeImages], Awaitable[None]]) -> None:
@@ -87,6 +143,7 @@ def with_client(fn: Callable[[TestClient, FakeImages], Awaitable[None]]) -> None
         fake = FakeImages()
         app = web.Application(middlewares=[api_middleware])
         image_routes.setup(app, fake)
+        auth_routes.setup(app, fake)
         async with TestClient(TestServer(app)) as client:
             await fn(client, fake)
 
@@ -224,5 +281,74 @@ def test_delete_and_prune() -> None:
                          params={"filters": json.dumps({"dangling": ["false"]})})
         assert await r.json() == {"ImagesDeleted": None, "SpaceReclaimed": 0}
         assert fake.calls[-1] == ("prune", {"dangling": ["false"]})
+
+    with_client(t)
+
+
+def test_push_streams_aux_and_fails_before_streaming() -> None:
+    async def t(c: TestClient, fake: FakeImages) -> None:
+        r = await c.post("/v1.47/images/127.0.0.1:5000/x/push?tag=1",
+                         headers={"X-Registry-Auth": "e30="})
+        assert r.status == 200 and r.headers["Content-Type"] == "application/json"
+        lines = [json.loads(x) for x in (await r.read()).splitlines()]
+        assert lines[-1]["aux"]["Digest"] == IID
+        assert fake.calls[-1] == ("push", ("127.0.0.1:5000/x", "1", "e30="))
+        r = await c.post("/images/127.0.0.1:5000/notlocal/push?tag=1")
+        assert r.status == 404
+        assert "does not exist locally" in (await r.json())["message"]
+
+    with_client(t)
+
+
+def test_commit_route() -> None:
+    async def t(c: TestClient, fake: FakeImages) -> None:
+        r = await c.post("/v1.47/commit?container=c1&repo=docker.io%2Flibrary%2Fx&tag=1"
+                         "&comment=msg&author=me&changes=ENV+A%3D1&changes=CMD+sh&pause=0")
+        assert r.status == 201
+        assert await r.json() == {"Id": IID}
+        assert fake.calls[-1] == ("commit", dict(
+            container="c1", repo="docker.io/library/x", tag="1", comment="msg", author="me",
+            changes=["ENV A=1", "CMD sh"], pause=False, config=None))
+        r = await c.post("/commit?container=c1", json={"Cmd": ["sh"]})
+        assert fake.calls[-1][1]["config"] == {"Cmd": ["sh"]}
+        r = await c.post("/commit?container=nosuch")
+        assert r.status == 404
+
+    with_client(t)
+
+
+def test_save_and_load_routes() -> None:
+    async def t(c: TestClient, fake: FakeImages) -> None:
+        r = await c.get("/v1.47/images/get?names=a%3A1&names=localhost%3A5000%2Fb")
+        assert r.status == 200 and r.headers["Content-Type"] == "application/x-tar"
+        assert await r.read() == b"tar-bytes"
+        assert fake.calls[-1] == ("save", ["a:1", "localhost:5000/b"])
+        r = await c.get("/images/localhost:5000/b:1/get")
+        assert r.status == 200 and fake.calls[-1] == ("save", ["localhost:5000/b:1"])
+        r = await c.get("/images/get?names=nosuch")
+        assert r.status == 404
+        r = await c.post("/images/load?quiet=1", data=b"a tar")
+        assert r.status == 200
+        assert await r.read() == b'{"stream":"Loaded image: x:1\\n"}\r\n'
+        fake.body = b""
+        r = await c.post("/images/load", data=b"junk")
+        assert r.status == 200                   # as moby: errors are in the stream
+        assert json.loads(await r.read())["errorDetail"]["message"] == \
+            "invalid tar archive: bad header"
+
+    with_client(t)
+
+
+def test_auth_route() -> None:
+    async def t(c: TestClient, fake: FakeImages) -> None:
+        r = await c.post("/v1.47/auth", json={"username": "u", "password": "right",
+                                              "serveraddress": "127.0.0.1:5000"})
+        assert r.status == 200
+        assert await r.json() == {"Status": "Login Succeeded", "IdentityToken": ""}
+        r = await c.post("/auth", json={"username": "u", "password": "wrong"})
+        assert r.status == 401
+        assert "401 Unauthorized" in (await r.json())["message"]
+        r = await c.post("/auth", data=b"[1]")
+        assert r.status == 400
 
     with_client(t)

@@ -7,14 +7,13 @@ other ``--format`` is a Go template run on each object.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from dockyard.cli.app import Cli, StatusError
 from dockyard.cli.common import INSPECT_FORMAT_HELP, error_text
 from dockyard.cli.flags import Command, Flag, Parsed
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 ALL_TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service",

@@ -24,11 +24,10 @@ def command(path: str, variant: str = "") -> Command:
 
 def reformat_date(build_time: str) -> str:
     """RFC 3339 → Go's ANSIC layout (``Thu May  7 21:09:36 2026``), else unchanged."""
-    import datetime as dt
-
     s = build_time.strip()
     if not s:
         return build_time
+    import datetime as dt
     head = s
     frac = ""
     if "." in s:
@@ -107,12 +106,13 @@ def _text(info: dict[str, Any]) -> str:
 
 
 def run(cli: Cli, opts: Parsed) -> int:
-    from dockyard.cli.gotemplate import TemplateError, parse_template
     from dockyard.cli.render import TabWriter
     from dockyard.client.api import MAX_API_VERSION
 
     tmpl = None
     if opts.format:
+        from dockyard.cli.gotemplate import TemplateError, parse_template
+
         fmt = "{{json .}}" if opts.format == "json" else opts.format
         try:
             tmpl = parse_template(fmt, name="version")
@@ -150,7 +150,7 @@ def run(cli: Cli, opts: Parsed) -> int:
     if tmpl is not None:
         try:
             cli.out.write(tmpl.execute(info) + "\n")
-        except TemplateError as exc:
+        except TemplateError as exc:  # bound: tmpl is set only after the import
             if error is None:
                 raise StatusError(1, str(exc)) from None
     else:
