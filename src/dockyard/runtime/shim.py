@@ -652,6 +652,10 @@ class Shim:
                 self._close(conn)
                 return
             if ex is not None and not ex.done and conn.stdin:
+                if ex.io.tty:
+                    # a terminal session has no half-close: its client hung up
+                    self._close(conn)
+                    return
                 self._close_stdin(ex.io)
             self._update_mask(conn)
         elif conn.mode == "done" and conn.outbuf:
