@@ -128,6 +128,63 @@ class _Exec:
     waiters: list[_Conn] = field(default_factory=list)
 
 
+class SetupError(Exception):
+    """The helper could not create the container (``kind`` names the error class)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _send(chan: socket.socket, msg: dict[str, Any], fds: list[int] | tuple[int, ...] = ()) -> None:
+    socket.send_fds(chan, [json.dumps(msg).encode()], list(fds))
+
+
+def _recv(chan: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(chan, 65536, 4)
+    if not data:
+        return {"ok": False, "error": "the shim helper exited", "kind": "Internal"}, fds
+    return dict(json.loads(data)), fds
+
+
+class _Helper:
+    """A throwaway child of the shim that does one heavy job (creating the init, starting an
+    exec'd process). The long-lived shim then never touches the memory that work dirties:
+    a shim's private pages stay few, which is most of its per-container cost. The shim is a
+    child subreaper, so what the helper forks is reparented to it when the helper exits."""
+
+    def __init__(self, job: Callable[[socket.socket], None]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                ours.close()
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                job(theirs)
+            except BaseException as exc:
+                code = 1
+                try:
+                    _send(theirs, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
+                except OSError:
+                    pass
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid = pid
+        self.chan = ours
+
+    def recv(self) -> tuple[dict[str, Any], list[int]]:
+        return _recv(self.chan)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        _send(self.chan, msg)
+
+    def close(self) -> None:
+        self.chan.close()
+
+
 class Shim:
     def __init__(self, cfg: ShimConfig, create: Callable[..., Any] | None = None,
                  spawn_exec: Callable[..., Any] | None = None) -> None:
@@ -135,7 +192,9 @@ class Shim:
         self._create = create
         self._spawn_exec = spawn_exec
         self.sel = selectors.DefaultSelector()
-        self.init: Any = None
+        self.helper: _Helper | None = None               # holds the init until "start"
+        self.helpers: set[int] = set()                   # helper pids, reaped and ignored
+        self.orphan_exits: dict[int, int] = {}           # exits of pids not (yet) known
         self.pid = 0
         self.status = "created"
         self.exit_code: int | None = None
@@ -202,14 +261,36 @@ class Shim:
                 )
 
         stdio, child_fds, io = _make_stdio(cfg.tty, cfg.open_stdin)
+
+        def job(chan: socket.socket) -> None:
+            init = create(spec, stdio)
+            _send(chan, {"ok": True, "pid": init.pid},
+                  [init.pty_master] if init.pty_master is not None else [])
+            msg, _ = _recv(chan)
+            if msg.get("op") != "start":
+                init.kill()  # the shim gave up on this container
+                return
+            try:
+                init.start()
+            except Exception as exc:
+                _send(chan, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
+                return
+            _send(chan, {"ok": True})
+
         try:
-            self.init = create(spec, stdio)
+            helper = _Helper(job)
         finally:
             for fd in child_fds:
                 os.close(fd)
-        self.pid = self.init.pid
+        self.helpers.add(helper.pid)
+        msg, fds = helper.recv()
+        if not msg.get("ok"):
+            helper.close()
+            raise SetupError(str(msg.get("error")), str(msg.get("kind", "Internal")))
+        self.helper = helper
+        self.pid = int(msg["pid"])
         if cfg.tty:
-            io = _tty_stdio(self.init.pty_master, cfg.open_stdin)
+            io = _tty_stdio(fds[0], cfg.open_stdin)
         self.io = io
         self._adopt(io)
         self._listen()
@@ -294,16 +375,22 @@ class Shim:
             if pid == 0:
                 return
             code = exit_status(status)
-            if pid == self.pid and self.exit_code is None:
+            if pid in self.helpers:
+                self.helpers.discard(pid)
+            elif pid == self.pid and self.exit_code is None:
                 self.exit_code = code
                 self.finished_at = rfc3339nano(time.time_ns())
                 if not self.io.out:
                     self._finish()
             elif pid in self.exec_by_pid:
-                ex = self.exec_by_pid.pop(pid)
-                ex.exit_code = code
-                if not ex.io.out:
-                    self._finish_exec(ex)
+                self._exec_exited(self.exec_by_pid.pop(pid), code)
+            else:  # a process we have not been told about yet (reparented early)
+                self.orphan_exits[pid] = code
+
+    def _exec_exited(self, ex: "_Exec", code: int) -> None:
+        ex.exit_code = code
+        if not ex.io.out:
+            self._finish_exec(ex)
 
     def _finish(self) -> None:
         """The init has exited and its output is drained: record, answer, wind down."""
@@ -315,6 +402,9 @@ class Shim:
                 buf.clear()
         self.status = "exited"
         self._write_status()
+        if self.helper is not None:
+            self.helper.close()
+            self.helper = None
         self._cleanup_cgroup()
         reply = self._state()
         for conn in list(self.conns.values()):
@@ -331,13 +421,20 @@ class Shim:
                 self._finish_exec(ex)
         self.done_at = time.monotonic()
 
+    def _cgroup(self) -> Any:
+        if not self.cfg.cgroup_path:
+            return None
+        from dockyard.runtime.cgroups import open_cgroup
+
+        return open_cgroup(self.cfg.cgroup_path)
+
     def _cleanup_cgroup(self) -> None:
         """Kill what is left in the container's cgroup and remove it."""
-        destroy = getattr(self.init, "destroy", None)
-        if destroy is None:
-            return
         try:
-            destroy()
+            cg = self._cgroup()
+            if cg is not None:
+                cg.kill_all(signal.SIGKILL)
+                cg.destroy()
         except Exception as exc:  # never let cleanup take the shim down before it answers
             print(f"shim {self.cfg.id[:12]}: cgroup cleanup: {exc}", flush=True)
 
@@ -523,23 +620,43 @@ class Shim:
             def spawn(process: dict[str, Any], stdio: Any, user: str | None) -> Any:
                 return exec_process(self.pid, process, stdio=None if stdio is None else Stdio(*stdio),
                                     cgroup_path=self.cfg.cgroup_path or None, user=user)
+        user = req.get("user") or None
+
+        def job(chan: socket.socket) -> None:
+            proc = spawn(process, stdio, user)
+            _send(chan, {"ok": True, "pid": proc.pid},
+                  [proc.pty_master] if proc.pty_master is not None else [])
+
         try:
-            proc = spawn(process, stdio, req.get("user") or None)
-        except Exception as exc:
-            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+            helper = _Helper(job)
         finally:
             for fd in child_fds:
                 os.close(fd)
+        self.helpers.add(helper.pid)
+        try:
+            msg, fds = helper.recv()
+        finally:
+            helper.close()
+        if not msg.get("ok"):
+            if io.stdin_fd >= 0:
+                os.close(io.stdin_fd)
+            for fd in io.out:
+                os.close(fd)
+            return {"ok": False, "error": str(msg.get("error")), "kind": msg.get("kind", "Internal")}
+        pid = int(msg["pid"])
         if tty:  # a detached tty exec's output is read and dropped, so it never blocks
-            io = _tty_stdio(proc.pty_master, want_stdin)
-        ex = _Exec(eid, proc.pid, io, None if detach else conn)
+            io = _tty_stdio(fds[0], want_stdin)
+        ex = _Exec(eid, pid, io, None if detach else conn)
         self.execs[eid] = ex
-        self.exec_by_pid[proc.pid] = ex
         self.exec_by_io[id(io)] = ex
         self._adopt(io)
         self._update_io(io)
+        if pid in self.orphan_exits:
+            self._exec_exited(ex, self.orphan_exits.pop(pid))
+        else:
+            self.exec_by_pid[pid] = ex
         self._reap()  # it may be gone already
-        return {"ok": True, "pid": proc.pid}
+        return {"ok": True, "pid": pid}
 
     def _finish_exec(self, ex: _Exec) -> None:
         if ex.done:
@@ -732,11 +849,19 @@ class Shim:
         if self.status != "created":
             return {"ok": False, "error": f"cannot start a container that is {self.status}",
                     "kind": "Conflict"}
+        helper, self.helper = self.helper, None
+        if helper is None:
+            return {"ok": False, "error": "the container's init is gone", "kind": "Conflict"}
         try:
-            self.init.start()
-        except Exception as exc:
-            self.error = str(exc)
-            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+            helper.send({"op": "start"})
+            msg, _ = helper.recv()
+        except OSError as exc:
+            msg = {"ok": False, "error": f"start: {exc}", "kind": "Internal"}
+        finally:
+            helper.close()
+        if not msg.get("ok"):
+            self.error = str(msg.get("error"))
+            return {"ok": False, "error": self.error, "kind": msg.get("kind", "Internal")}
         self.status = "running"
         self.started_at = rfc3339nano(time.time_ns())
         self._write_status()
@@ -754,11 +879,12 @@ class Shim:
     def _kill(self, sig: int, all_: bool) -> dict[str, Any]:
         if self.exit_code is not None or self.status == "exited":
             return {"ok": False, "error": "container not running", "kind": "Conflict"}
-        cgroup = getattr(self.init, "cgroup", None)
-        if all_ and cgroup is not None:
+        if all_:
             try:
-                cgroup.kill_all(sig)
-            except OSError:
+                cg = self._cgroup()
+                if cg is not None:
+                    cg.kill_all(sig)
+            except Exception:
                 pass
         try:
             os.kill(self.pid, sig)
@@ -869,7 +995,7 @@ def main(cfg: dict[str, Any], result_fd: int) -> int:
     try:
         result = shim.setup()
     except Exception as exc:
-        result = {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+        result = {"ok": False, "error": str(exc), "kind": getattr(exc, "kind", type(exc).__name__)}
         os.write(result_fd, json.dumps(result).encode() + b"\n")
         os.close(result_fd)
         return 1

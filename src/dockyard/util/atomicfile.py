@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 __all__ = ["write_atomic", "fsync_dir"]
 
@@ -31,11 +30,13 @@ def write_atomic(
     concurrent readers, but may be lost (never torn) on a power failure. Use that only for
     state that is rebuilt on restart anyway.
     """
-    p = Path(path)
+    # os.path, not pathlib: this runs in every shim, where each module touched costs memory
+    p = os.fspath(path)
     if isinstance(data, str):
         data = data.encode()
+    head, name = os.path.split(p)
     # unique per process and thread: two writers of the same file never share a temp file
-    tmp = p.with_name(f".{p.name}.tmp.{os.getpid()}.{threading.get_ident()}")
+    tmp = os.path.join(head, f".{name}.tmp.{os.getpid()}.{threading.get_ident()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
@@ -46,13 +47,20 @@ def write_atomic(
             os.fsync(fd)
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
     os.close(fd)
     try:
         os.rename(tmp, p)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
     if durable:
-        fsync_dir(p.parent)
+        fsync_dir(head or ".")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtime.shim import Shim, ShimConfig, exit_status
+from dockyard.runtime.shim import Shim, ShimConfig, _set_subreaper, exit_status
 
 
 class FakeInit:
@@ -77,6 +77,7 @@ def run_shim(tmp_path: Path) -> Iterator[Any]:
         if pid == 0:
             os.close(r)
             try:
+                _set_subreaper()  # as main() does: what the helper forks is reparented here
                 shim = Shim(ShimConfig(id="c1", bundle=str(bundle), state_dir=str(state),
                                        log_path=str(log), **cfg), create=fake_create,
                             spawn_exec=fake_exec)
