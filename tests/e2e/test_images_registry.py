@@ -607,3 +607,45 @@ def test_bad_references_and_missing_things(daemon: Daemon, reg: Registry, track:
     assert status == 400 and b"X-Registry-Auth" in body
     unreachable = run("pull", "127.0.0.1:1/e2e/x:1")
     assert unreachable.returncode == 1 and "connection refused" in unreachable.stderr
+
+
+# -- docker-py ----------------------------------------------------------------------------------
+
+def test_docker_py_pull_push_commit_save_load(daemon: Daemon, auth_reg: Registry,
+                                              track: Tracker) -> None:
+    import docker
+
+    d = daemon
+    client = d.docker_py()
+    try:
+        repo = f"{auth_reg.host}/e2e/{uniq('py')}"
+        import_unique(d, f"{repo}:1", uniq("m"))
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.login(USER, "wrong", registry=auth_reg.host, reauth=True)
+        assert bad.value.status_code == 401
+        creds = {"username": USER, "password": PASSWORD}
+        assert client.login(USER, PASSWORD, registry=auth_reg.host,
+                            reauth=True)["Status"] == "Login Succeeded"
+        out = list(client.images.push(repo, tag="1", auth_config=creds, stream=True,
+                                      decode=True))
+        aux = [m["aux"] for m in out if "aux" in m]
+        assert aux and aux[0]["Tag"] == "1", out
+        client.images.remove(f"{repo}:1")
+        img = client.images.pull(repo, tag="1", auth_config=creds)
+        assert f"{repo}:1" in img.tags
+        assert f"{repo}@{aux[0]['Digest']}" in img.attrs["RepoDigests"]
+
+        c = client.containers.create(img.id, ["sh", "-c", "echo py > /py"])
+        track.container(c.id)
+        c.start()
+        c.wait()
+        committed = c.commit(repository=f"{repo}-c", tag="2", message="from docker-py",
+                             changes=["ENV PY=1"])
+        assert committed.attrs["Comment"] == "from docker-py"
+        assert "PY=1" in committed.attrs["Config"]["Env"]
+        data = b"".join(committed.save(named=True))
+        client.images.remove(f"{repo}-c:2")
+        (loaded,) = client.images.load(data)
+        assert loaded.id == committed.id and f"{repo}-c:2" in loaded.tags
+    finally:
+        client.close()
