@@ -27,7 +27,8 @@ def reformat_date(build_time: str) -> str:
     s = build_time.strip()
     if not s:
         return build_time
-    import datetime as dt
+    import datetime as dt  # only when the daemon sent a build time
+
     head = s
     frac = ""
     if "." in s:
@@ -150,7 +151,7 @@ def run(cli: Cli, opts: Parsed) -> int:
     if tmpl is not None:
         try:
             cli.out.write(tmpl.execute(info) + "\n")
-        except TemplateError as exc:  # bound: tmpl is set only after the import
+        except TemplateError as exc:  # imported above: tmpl is set only there
             if error is None:
                 raise StatusError(1, str(exc)) from None
     else:
