@@ -26,6 +26,7 @@ from dockyard.engine.config import EngineConfig
 from dockyard.engine.model import Container, Status, merge_config, parse_signal
 from dockyard.ids import generate_id, random_name, resolve_prefix, validate_name
 from dockyard.oci.mount import Mount
+from dockyard.runtime.cgroups import warm_up
 from dockyard.runtime.shimclient import Launcher, ShimClient, ShimGone, ShimStream
 from dockyard.store.containers import ContainerRecords
 from dockyard.util.atomicfile import write_atomic
@@ -277,6 +278,9 @@ class ContainerService:
             "rootfs_mounts": [m.to_json() for m in self.images.rootfs_mounts(c.id)],
             "cgroup_path": f"{self.cfg.cgroup_parent}/{c.id}",
         }
+        # the init's move into its cgroup comes ~10 ms from now: start the kernel's slow
+        # first-mover wait for that lock now, beside the spawn (runtime.cgroups.warm_up)
+        asyncio.get_running_loop().run_in_executor(None, warm_up)
         try:
             await self.launcher.spawn(shim_cfg)
         except errors.OCIRuntimeError as exc:
@@ -650,6 +654,7 @@ class ContainerService:
             all_ = True
         out = []
         now = now_ns()
+        names: dict[tuple[str, str], str] = {}   # (as typed, image id) -> shown name, per request
         before = self.get(filters["before"][0]).created if filters.get("before") else None
         since = self.get(filters["since"][0]).created if filters.get("since") else None
         for c in cs:
@@ -662,7 +667,10 @@ class ContainerService:
             if not self._matches(c, filters):
                 continue
             sizes = self.images.rootfs_usage(c.id) if size else None
-            image_name = self.images.image_name_for(str(c.config.get("Image", "")), c.image_id)
+            key = (str(c.config.get("Image", "")), c.image_id)
+            image_name = names.get(key)
+            if image_name is None:
+                image_name = names[key] = self.images.image_name_for(*key)
             out.append(c.summary(image_name, now, sizes))
             if 0 < limit <= len(out):
                 break

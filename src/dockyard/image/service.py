@@ -927,8 +927,13 @@ class ImageService:
         any more (those of an image removed with ``rmi -f`` while the container existed)."""
         with self._lock:
             try:
+                parent = self.snapshotter.stat(key).parent
                 self.snapshotter.remove(key)
             except NotFound:
+                return
+            # the common case, the container's image still exists: nothing can be orphaned,
+            # so skip the collection (a full scan, which grows with the number of snapshots)
+            if parent and self.records.chain_has_image(parent):
                 return
             self._gc_quietly()
 

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dockyard.errors import FailedPrecondition, InvalidArgument
+from dockyard.errors import DockyardError, FailedPrecondition, InvalidArgument
 
 __all__ = [
     "DEFAULT_ROOT",
@@ -570,3 +570,26 @@ def procs_files_of_pid(pid: int, root: Path = DEFAULT_ROOT, proc_root: str = "/p
 
 
 __all__ += ["device_rule", "procs_files_of_pid"]
+
+
+def warm_up(root: Path = DEFAULT_ROOT) -> None:
+    """Move the calling process into the cgroup it is already in (a no-op move).
+
+    Moving a process between cgroups takes a global lock whose first writer after a quiet
+    spell waits for an RCU grace period (about 10 ms here); writers that follow shortly
+    after are fast. A container start calls this in the background just before it spawns
+    the shim, so the wait overlaps the rest of the start instead of delaying the init's
+    move into its cgroup. Errors are ignored: this is only an optimisation."""
+    try:
+        _version, hs = discover(root)
+        own = parse_proc_cgroup(Path("/proc/self/cgroup").read_text())
+        for h in hs:
+            rel = own.get(h.key)
+            if rel is None:
+                continue
+            procs = h.mount / rel.lstrip("/") / "cgroup.procs"
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+            return
+    except (OSError, ValueError, DockyardError):
+        pass

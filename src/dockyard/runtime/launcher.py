@@ -10,9 +10,10 @@ then share those pages copy-on-write) and serves JSON lines on FD:
     ← {"id": 7, "ok": true, "pid": <init pid>, "shim_pid": <shim pid>}
     ← {"id": 7, "ok": false, "error": "...", "kind": "OCIRuntimeError"}
 
-For each request it forks; the child calls ``setsid()`` and forks the shim (so the shim is
-reparented to init, or the nearest subreaper, and survives the daemon), then exits. The
-shim reports its set-up result on a pipe, which the launcher relays. Several spawns can be
+For each request it forks the shim, which calls ``setsid()``; the launcher ignores
+SIGCHLD so that the kernel reaps shims, and when the launcher goes the shims are
+reparented to init (or the nearest subreaper) and survive the daemon. The shim reports
+its set-up result on a pipe, which the launcher relays. Several spawns can be
 in flight at once. When the daemon goes away (EOF on FD, or PDEATHSIG), the launcher exits;
 the shims stay.
 """
@@ -31,18 +32,18 @@ from typing import Any
 __all__ = ["serve"]
 
 
-def _spawn(cfg: dict[str, Any], keep: set[int]) -> tuple[int, int]:
-    """Fork a shim for ``cfg``; return (read end of its result pipe, intermediate pid)."""
+def _spawn(cfg: dict[str, Any], keep: set[int]) -> int:
+    """Fork a shim for ``cfg``; return the read end of its result pipe. The launcher
+    ignores SIGCHLD, so the kernel reaps shims that exit while it lives; when it dies,
+    they are reparented to init (or the nearest subreaper)."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
-    if pid == 0:  # intermediate
+    if pid == 0:
         try:
             os.close(r)
             for fd in keep:
                 os.close(fd)
             os.setsid()
-            if os.fork() != 0:
-                os._exit(0)
             _become_shim(cfg, w)
         except BaseException as exc:  # never return into the launcher's loop
             try:
@@ -52,12 +53,13 @@ def _spawn(cfg: dict[str, Any], keep: set[int]) -> tuple[int, int]:
                 pass
         os._exit(1)
     os.close(w)
-    return r, pid
+    return r
 
 
 def _become_shim(cfg: dict[str, Any], result_fd: int) -> None:
     from dockyard.runtime import shim
 
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the launcher ignores it; a shim reaps
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     state_dir = cfg["state_dir"]
@@ -123,8 +125,7 @@ def serve(fd: int) -> None:
                             reply({"id": rid, "ok": False, "error": f"unknown op {req.get('op')!r}",
                                    "kind": "InvalidArgument"})
                             continue
-                        r, mid = _spawn(req["config"], {sock.fileno(), *pending})
-                        os.waitpid(mid, 0)  # the intermediate exits at once
+                        r = _spawn(req["config"], {sock.fileno(), *pending})
                         pending[r] = (rid, bytearray())
                         sel.register(r, selectors.EVENT_READ, "result")
                     except Exception as exc:
@@ -156,13 +157,13 @@ def main() -> None:
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # shims are reaped by the kernel
     # Import everything a shim and a container init need, then freeze the heap so that
     # forked shims share these pages instead of copying them on the first GC pass.
+    import dockyard.oci.mount  # noqa: F401
+    import dockyard.runtime.cgroups  # noqa: F401
+    import dockyard.runtime.container  # noqa: F401
     import dockyard.runtime.shim  # noqa: F401
-    try:
-        import dockyard.runtime.container  # noqa: F401
-    except ImportError:
-        pass
     gc.collect()
     gc.freeze()
     serve(fd)

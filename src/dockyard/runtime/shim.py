@@ -322,8 +322,9 @@ class Shim:
             "exit_code": self.exit_code, "started_at": self.started_at,
             "finished_at": self.finished_at, "error": self.error,
         }
-        write_atomic(os.path.join(self.cfg.state_dir, "status.json"), json.dumps(doc),
-                     durable=self.status == "exited")
+        # atomic, not fsync'd: it must survive the daemon's death (the page cache does);
+        # after a power loss there is no container left to report on anyway
+        write_atomic(os.path.join(self.cfg.state_dir, "status.json"), json.dumps(doc), durable=False)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -405,7 +406,6 @@ class Shim:
         if self.helper is not None:
             self.helper.close()
             self.helper = None
-        self._cleanup_cgroup()
         reply = self._state()
         for conn in list(self.conns.values()):
             if conn.mode == "wait":
@@ -419,6 +419,7 @@ class Shim:
             if not ex.done and ex.exit_code is None:
                 ex.exit_code = 137
                 self._finish_exec(ex)
+        self._cleanup_cgroup()  # after the answers: nobody waits on it
         self.done_at = time.monotonic()
 
     def _cgroup(self) -> Any:

@@ -135,6 +135,10 @@ class ImageRecords:
     def list_images(self) -> list[ImageRow]:
         return [_image(r) for r in self.db.query("SELECT * FROM images ORDER BY created DESC, id")]
 
+    def chain_has_image(self, chain_id: str) -> bool:
+        """Whether some image's top layer is ``chain_id`` (its layers are then in use)."""
+        return self.db.query_one("SELECT 1 FROM images WHERE chain_id = ? LIMIT 1", (chain_id,)) is not None
+
     def image_ids(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT id FROM images")]
 
