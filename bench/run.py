@@ -73,6 +73,7 @@ TARGET_CYCLE_MS = 15.0
 TARGET_RUN_MS = 80.0
 TARGET_SHIM_MIB = 1.5
 TARGET_CLI_MS = 60.0  # bench/cli_bench.py's target for version and ps
+TARGET_EXEC_MS = 10.0  # issue 4: daemon-side exec of `true`
 
 
 def section(title: str) -> None:
@@ -221,6 +222,38 @@ def bench_lifecycle(d: PrivateDaemon, runs: int, warmup: int) -> tuple[list[floa
             cycle.append(sum(parts))
             to_exit.append(sum(parts[:4]))
     return cycle, to_exit, steps
+
+
+def exec_once(d: PrivateDaemon, c: Conn, cid: str) -> list[float]:
+    """Daemon-side ``docker exec CID true``, as the CLI does it: exec create, exec start
+    (hijacked, 101, read to the end of the stream), exec inspect; the step times in ms."""
+    p = d.prefix
+    body = json.dumps({"Cmd": ["true"], "AttachStdout": True, "AttachStderr": True}).encode()
+    t0 = time.perf_counter()
+    _, data = c.request("POST", f"{p}/containers/{cid}/exec", body)
+    eid = json.loads(data)["Id"]
+    t1 = time.perf_counter()
+    s = Conn(d.sock)
+    try:
+        start = json.dumps({"Detach": False, "Tty": False}).encode()
+        s.sock.sendall(
+            f"POST {p}/exec/{eid}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"
+            f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(start)}"
+            "\r\n\r\n".encode() + start)
+        status, _ = s.read_head()
+        if status != 101:
+            raise RuntimeError(f"exec start: {status}")
+        while s.sock.recv(65536):
+            pass
+    finally:
+        s.close()
+    t2 = time.perf_counter()
+    _, data = c.request("GET", f"{p}/exec/{eid}/json")
+    t3 = time.perf_counter()
+    if json.loads(data).get("ExitCode") != 0:
+        raise RuntimeError(f"exec of `true`: {data!r}")
+    ts = (t0, t1, t2, t3)
+    return [(b - a) * 1e3 for a, b in zip(ts, ts[1:], strict=False)]
 
 
 PEER_GAP = 0.3  # seconds of idle before each "apart" run of a peer
@@ -440,6 +473,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         if docker:
             report.note(f"{'docker CLI run --rm busybox true (median)':<44} "
                         f"{summarize(res['docker run --rm busybox true']).median:8.2f} ms")
+
+        # 2b (issue 4) ------------------------------------------------------------------------
+        section("exec of `true` in a running container (ms)")
+        with daemon.conn() as c:
+            _, data = c.request("POST", f"{daemon.prefix}/containers/create", json.dumps(
+                {"Image": "busybox", "Cmd": ["sleep", "1000"]}).encode())
+            ecid = json.loads(data)["Id"]
+            c.request("POST", f"{daemon.prefix}/containers/{ecid}/start")
+            parts = [exec_once(daemon, c, ecid) for _ in range(warmup + runs)][warmup:]
+        totals = [sum(x) for x in parts]
+        t = Table("daemon side (raw HTTP)", "median", "p10", "p90", "n")
+        t.add_summary("exec create + start to end of stream + inspect", totals, "")
+        steps = ("  exec create", "  exec start, stream to its end", "  exec inspect")
+        for k, name in enumerate(steps):
+            t.add_summary(name, [x[k] for x in parts], "")
+        print(t.render())
+        report.target("daemon-side exec of `true` (median)", summarize(totals).median,
+                      TARGET_EXEC_MS, "ms")
+        ecmds: dict[str, list[str]] = {"dockyard exec ID true": [dockyard, "exec", ecid, "true"]}
+        if docker:
+            ecmds["docker exec ID true"] = [docker, "exec", ecid, "true"]
+        res = interleaved(ecmds, env, runs, warmup)
+        peer = summarize(res["docker exec ID true"]).median if docker else 0.0
+        t = Table("end to end (wall ms of the CLI process)", "median", "p10", "p90", "n",
+                  "dockyard / docker")
+        for name, xs in res.items():
+            t.add_summary(name, xs, ratio(summarize(xs).median, peer)
+                          if name.startswith("dockyard") else "")
+        print(t.render())
+        ours = summarize(res["dockyard exec ID true"]).median
+        report.note(f"{'dockyard exec ID true (median)':<44} {ours:8.2f} ms")
+        if docker:
+            report.note(f"{'docker CLI exec ID true (median)':<44} {peer:8.2f} ms")
+        with daemon.conn() as c:
+            c.request("DELETE", f"{daemon.prefix}/containers/{ecid}?force=1")
 
         # 3 ------------------------------------------------------------------------------------
         section("memory per idle container, engine side (MiB, /proc/PID/smaps_rollup)")

@@ -18,6 +18,7 @@ from dockyard.engine.containers import ContainerService
 from dockyard.engine.spec import ALL_CAPS, container_env
 from dockyard.ids import generate_id
 from dockyard.oci import runtime_spec as rs
+from dockyard.runtime.cgroups import warm_up
 from dockyard.runtime.shimclient import ShimStream
 
 __all__ = ["ExecService"]
@@ -131,6 +132,9 @@ class ExecService:
         ex.tty = use_tty
         ex.started = True
         user = ex.user or c.config.get("User") or ""
+        # the process joins the container's cgroup in a few ms: take the kernel's slow
+        # first-mover wait for that lock now, in the background (runtime.cgroups.warm_up)
+        asyncio.get_running_loop().run_in_executor(None, warm_up)
         try:
             stream = await lv.shim.exec(
                 ex.id, self._process(ex, use_tty, console), user=user, tty=use_tty,

@@ -187,7 +187,7 @@ def test_digest_reference(svc: ImageService) -> None:
 
 
 def test_ambiguous_prefix_is_no_such_image(svc: ImageService) -> None:
-    a, b = imp(svc, repo="a"), imp(svc, repo="b")
+    a, b = imp(svc, repo="repo-one"), imp(svc, repo="repo-two")  # names no hex prefix can be
     common = os.path.commonprefix([a[7:], b[7:]])
     with pytest.raises(NoSuchImage):
         svc.resolve(common) if common else svc.resolve("")
