@@ -714,6 +714,11 @@ class ContainerService:
         their shim recorded (255 if none), and auto-remove containers that exited are removed."""
         for c in list(self.by_id.values()):
             if not c.status.is_running():
+                # a shim spawned by a daemon that died before starting the container
+                stale = ShimClient(self.cfg.shim_dir / c.id)
+                if os.path.exists(stale.sock_path):
+                    await self._kill_quietly(stale)
+                    shutil.rmtree(self.cfg.shim_dir / c.id, ignore_errors=True)
                 continue
             lv = self.live[c.id]
             shim = ShimClient(self.cfg.shim_dir / c.id)

@@ -49,6 +49,7 @@ MAX_LOG_LINE = 16 * 1024          # docker's json-file splits longer lines (part
 HIGH_WATER = 1 << 20              # stop reading a process while its client lags this much
 LOW_WATER = 1 << 18
 LINGER = 5.0                      # seconds to wait for slow clients after the exit
+START_TIMEOUT = 120.0             # a container never started (its daemon died) is given up
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -213,6 +214,7 @@ class Shim:
         self.handlers: dict[int, Callable[[int, int], None]] = {}
         self.done_at = 0.0
         self.tokens = itertools.count(1)
+        self.start_timeout = START_TIMEOUT
 
     # --- selector bookkeeping -------------------------------------------------------
 
@@ -335,6 +337,7 @@ class Shim:
         self._watch(sig_r, READ, self._on_signal)
         self._update_io(self.io)
         self._reap()  # the init may have died already
+        created_at = time.monotonic()
         while True:
             if self.status == "exited" and not self.io.out and self._idle():
                 break
@@ -343,10 +346,28 @@ class Shim:
                 timeout = max(0.0, self.done_at + LINGER - time.monotonic())
                 if timeout == 0.0:
                     break
+            elif self.status == "created":
+                # the engine starts a container right after its shim is up; one that is
+                # still not started is orphaned (its daemon died in between): give it up
+                timeout = max(0.0, created_at + self.start_timeout - time.monotonic())
+                if timeout == 0.0:
+                    self._give_up()
+                    timeout = None
             for key, mask in self.sel.select(timeout):
                 handler = self.handlers.get(key.fd)
                 if handler is not None:
                     handler(key.fd, mask)
+
+    def _give_up(self) -> None:
+        """End a container that was never started: the init is killed with its helper."""
+        self.error = "never started"
+        if self.helper is not None:
+            self.helper.close()  # the helper kills the init it holds and exits
+            self.helper = None
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def close(self) -> None:
         """Remove the socket, so that clients see the shim is gone (status.json stays)."""

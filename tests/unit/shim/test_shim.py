@@ -78,9 +78,12 @@ def run_shim(tmp_path: Path) -> Iterator[Any]:
             os.close(r)
             try:
                 _set_subreaper()  # as main() does: what the helper forks is reparented here
+                start_timeout = cfg.pop("start_timeout", None)
                 shim = Shim(ShimConfig(id="c1", bundle=str(bundle), state_dir=str(state),
                                        log_path=str(log), **cfg), create=fake_create,
                             spawn_exec=fake_exec)
+                if start_timeout is not None:
+                    shim.start_timeout = start_timeout
                 os.write(w, json.dumps(shim.setup()).encode() + b"\n")
                 os.close(w)
                 shim.run()
@@ -289,3 +292,15 @@ def test_a_vanished_attach_client_does_not_take_the_shim_down(run_shim: Any) -> 
     assert st["status"] == "running"
     assert b"tick" in stays.recv(4096)
     call(state, {"op": "kill", "signal": 9})
+
+
+def test_a_container_never_started_is_given_up(run_shim: Any) -> None:
+    """Its daemon died between spawning the shim and starting it: nothing would ever
+    start or kill it, so the shim ends the init and exits on its own."""
+    state, _ = run_shim(["sleep", "30"], start_timeout=0.3)
+    deadline = time.monotonic() + 10
+    while (state / "shim.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (state / "shim.sock").exists()
+    status = json.loads((state / "status.json").read_text())
+    assert status["status"] == "exited" and status["exit_code"] == 137
