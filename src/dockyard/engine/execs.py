@@ -90,6 +90,9 @@ class ExecService:
         )
         self.execs[ex.id] = ex
         c.exec_ids.append(ex.id)
+        # the start follows at once and moves a process into the container's cgroup: begin
+        # the kernel's slow first-mover wait for that lock now (runtime.cgroups.warm_up)
+        asyncio.get_running_loop().run_in_executor(None, warm_up)
         return {"Id": ex.id}
 
     def _process(self, ex: _Exec, tty: bool, console: list[int] | None) -> dict[str, Any]:
@@ -132,9 +135,6 @@ class ExecService:
         ex.tty = use_tty
         ex.started = True
         user = ex.user or c.config.get("User") or ""
-        # the process joins the container's cgroup in a few ms: take the kernel's slow
-        # first-mover wait for that lock now, in the background (runtime.cgroups.warm_up)
-        asyncio.get_running_loop().run_in_executor(None, warm_up)
         try:
             stream = await lv.shim.exec(
                 ex.id, self._process(ex, use_tty, console), user=user, tty=use_tty,

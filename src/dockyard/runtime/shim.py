@@ -642,30 +642,21 @@ class Shim:
             def spawn(process: dict[str, Any], stdio: Any, user: str | None) -> Any:
                 return exec_process(self.pid, process, stdio=None if stdio is None else Stdio(*stdio),
                                     cgroup_path=self.cfg.cgroup_path or None, user=user)
-        user = req.get("user") or None
-
-        def job(chan: socket.socket) -> None:
-            proc = spawn(process, stdio, user)
-            _send(chan, {"ok": True, "pid": proc.pid},
-                  [proc.pty_master] if proc.pty_master is not None else [])
-
+        # Spawned by the shim itself, not a helper: an exec is on the latency path (the
+        # creation's helper saves memory once per shim; here it would cost a fork per exec)
         try:
-            helper = _Helper(job)
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        self.helpers.add(helper.pid)
-        try:
-            msg, fds = helper.recv()
-        finally:
-            helper.close()
-        if not msg.get("ok"):
+            proc = spawn(process, stdio, req.get("user") or None)
+        except Exception as exc:
             if io.stdin_fd >= 0:
                 os.close(io.stdin_fd)
             for fd in io.out:
                 os.close(fd)
-            return {"ok": False, "error": str(msg.get("error")), "kind": msg.get("kind", "Internal")}
-        pid = int(msg["pid"])
+            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        pid = proc.pid
+        fds = [proc.pty_master] if proc.pty_master is not None else []
         if tty:  # a detached tty exec's output is read and dropped, so it never blocks
             io = _tty_stdio(fds[0], want_stdin)
         ex = _Exec(eid, pid, io, None if detach else conn)
