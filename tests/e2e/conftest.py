@@ -61,10 +61,21 @@ class Daemon:
     def start(self, timeout: float = 20) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(VENV_BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root),
-                 "--exec-root", str(self.exec_root), "--cgroup-parent", self.cgroup_parent,
-                 "--log-level", "debug"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(VENV_BIN / "dockyardd"),
+                    "-H",
+                    self.host,
+                    "--data-root",
+                    str(self.data_root),
+                    "--exec-root",
+                    str(self.exec_root),
+                    "--cgroup-parent",
+                    self.cgroup_parent,
+                    "--log-level",
+                    "debug",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -108,8 +119,14 @@ class Daemon:
                         pass
 
     # --- raw API -----------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None,
-                headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int, bytes]:
         conn = _UnixConnection(self.sock, timeout)
         try:
             data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
@@ -130,8 +147,13 @@ class Daemon:
 
     def import_busybox(self, repo: str = "busybox", tag: str = "latest") -> None:
         data = BUSYBOX_TAR.read_bytes()
-        status, body = self.request("POST", f"/images/create?fromSrc=-&repo={repo}&tag={tag}", data,
-                                    headers={"Content-Type": "application/x-tar"}, timeout=120)
+        status, body = self.request(
+            "POST",
+            f"/images/create?fromSrc=-&repo={repo}&tag={tag}",
+            data,
+            headers={"Content-Type": "application/x-tar"},
+            timeout=120,
+        )
         assert status == 200 and b"error" not in body, body
 
     # --- clients ----------------------------------------------------------------------
@@ -142,16 +164,24 @@ class Daemon:
         env.pop("DOCKER_CONTEXT", None)
         return env
 
-    def dockyard(self, *args: str, input: bytes | None = None, timeout: float = 60,
-                 check: bool = False) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run([str(VENV_BIN / "dockyard"), "-H", self.host, *args], input=input,
-                           capture_output=True, timeout=timeout, env=self.env())
+    def dockyard(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(
+            [str(VENV_BIN / "dockyard"), "-H", self.host, *args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=self.env(),
+        )
         return _text(p, check)
 
-    def docker(self, *args: str, input: bytes | None = None, timeout: float = 60,
-               check: bool = False) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(["docker", *args], input=input, capture_output=True,
-                           timeout=timeout, env=self.env())
+    def docker(
+        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run(
+            ["docker", *args], input=input, capture_output=True, timeout=timeout, env=self.env()
+        )
         return _text(p, check)
 
     def docker_py(self) -> Any:
@@ -161,8 +191,9 @@ class Daemon:
 
 
 def _text(p: subprocess.CompletedProcess[bytes], check: bool) -> subprocess.CompletedProcess[str]:
-    out = subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(errors="replace"),
-                                      p.stderr.decode(errors="replace"))
+    out = subprocess.CompletedProcess(
+        p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"{p.args} exited {p.returncode}: {out.stderr}{out.stdout}")
     return out
@@ -177,8 +208,10 @@ def _new_daemon() -> Daemon:
 def daemon() -> Iterator[Daemon]:
     """One daemon for the session, with busybox:latest imported."""
     if not BUSYBOX_TAR.exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "mkbusybox.py"), "-o", str(BUSYBOX_TAR)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "mkbusybox.py"), "-o", str(BUSYBOX_TAR)],
+            check=True,
+        )
     d = _new_daemon()
     try:
         d.start()

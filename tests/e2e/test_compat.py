@@ -18,17 +18,38 @@ def test_docker_cli_flow(daemon: Daemon) -> None:
     d = daemon
     p = d.docker("run", "--rm", "busybox", "echo", "hi")
     assert (p.returncode, p.stdout) == (0, "hi\n")
-    cid = d.docker("run", "-d", "--name", "dk", "busybox", "sh", "-c",
-                   "echo line1; echo line2 >&2; exec sleep 100", check=True).stdout.strip()
+    cid = d.docker(
+        "run",
+        "-d",
+        "--name",
+        "dk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo line1; echo line2 >&2; exec sleep 100",
+        check=True,
+    ).stdout.strip()
     try:
         assert len(cid) == 64
         ps = d.docker("ps", "-a", check=True).stdout.splitlines()
-        assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        assert ps[0].split() == [
+            "CONTAINER",
+            "ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
         row = [line for line in ps if line.startswith(cid[:12])][0]
         assert "busybox" in row and "Up " in row and row.endswith("dk")
         info = json.loads(d.docker("inspect", "dk", check=True).stdout)[0]
         assert info["Id"] == cid and info["State"]["Status"] == "running"
-        assert d.docker("container", "inspect", "-f", "{{.Config.Image}} {{.Name}}", "dk").stdout == "busybox /dk\n"
+        assert (
+            d.docker("container", "inspect", "-f", "{{.Config.Image}} {{.Name}}", "dk").stdout
+            == "busybox /dk\n"
+        )
         deadline = time.monotonic() + 5
         while True:
             logs = d.docker("logs", "dk")
@@ -48,8 +69,15 @@ def test_docker_cli_flow(daemon: Daemon) -> None:
 @needs_docker
 def test_docker_cli_images(daemon: Daemon, tmp_path: Path) -> None:
     d = daemon
-    p = d.docker("import", "-c", "CMD [\"echo\", \"from-import\"]", "-m", "via docker",
-                 str(BUSYBOX_TAR), "imported:v1")
+    p = d.docker(
+        "import",
+        "-c",
+        'CMD ["echo", "from-import"]',
+        "-m",
+        "via docker",
+        str(BUSYBOX_TAR),
+        "imported:v1",
+    )
     assert p.returncode == 0, p.stderr
     try:
         images = d.docker("images", check=True).stdout
@@ -70,8 +98,12 @@ def test_docker_py(daemon: Daemon) -> None:
     try:
         out = client.containers.run("busybox", ["echo", "from docker-py"], remove=True)
         assert out == b"from docker-py\n"
-        c = client.containers.create("busybox", ["sh", "-c", "echo started; exec sleep 100"], name="py1",
-                                     labels={"via": "docker-py"})
+        c = client.containers.create(
+            "busybox",
+            ["sh", "-c", "echo started; exec sleep 100"],
+            name="py1",
+            labels={"via": "docker-py"},
+        )
         try:
             assert c.status == "created"
             c.start()

@@ -15,7 +15,10 @@ import pytest
 
 from tests.e2e.conftest import VENV_BIN, Daemon, has_docker_cli
 
-CLIS = ["dockyard", pytest.param("docker", marks=pytest.mark.skipif(not has_docker_cli(), reason="no docker CLI"))]
+CLIS = [
+    "dockyard",
+    pytest.param("docker", marks=pytest.mark.skipif(not has_docker_cli(), reason="no docker CLI")),
+]
 
 
 class Tmux:
@@ -27,8 +30,13 @@ class Tmux:
         self.host = daemon.host
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, text=True,
-                              env=self.env, timeout=10).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.sock, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=10,
+        ).stdout
 
     def start(self, name: str, cli: str, args: str, width: int = 100, height: int = 30) -> None:
         exe = f"{VENV_BIN}/dockyard -H {self.host}" if cli == "dockyard" else "docker"
@@ -119,7 +127,7 @@ def test_custom_detach_keys_and_ctrl_c(daemon: Daemon, tmux: Tmux) -> None:
         tmux.wait_for("run", "# ")
         tmux.line("run", "sleep 100")
         time.sleep(0.3)
-        tmux.keys("run", "C-c")                 # reaches the process through the tty
+        tmux.keys("run", "C-c")  # reaches the process through the tty
         tmux.line("run", "echo still here")
         tmux.wait_for("run", "still here")
         tmux.keys("run", "C-a", "x")
@@ -142,11 +150,13 @@ def test_start_ai(daemon: Daemon, tmux: Tmux) -> None:
 
 
 def test_tty_logs_are_raw(daemon: Daemon) -> None:
-    cid = daemon.dockyard("run", "-t", "-d", "busybox", "sh", "-c", "echo tty-out", check=True).stdout.strip()
+    cid = daemon.dockyard(
+        "run", "-t", "-d", "busybox", "sh", "-c", "echo tty-out", check=True
+    ).stdout.strip()
     try:
         assert daemon.dockyard("wait", cid).stdout == "0\n"
         status, body = daemon.request("GET", f"/v1.47/containers/{cid}/logs?stdout=1&stderr=1")
-        assert status == 200 and body == b"tty-out\r\n"          # no multiplexing header
+        assert status == 200 and body == b"tty-out\r\n"  # no multiplexing header
         assert daemon.dockyard("logs", cid).stdout == "tty-out\r\n"
     finally:
         daemon.dockyard("rm", "-f", cid)
@@ -156,7 +166,19 @@ def test_exec_plain(daemon: Daemon, running: str) -> None:
     d = daemon
     p = d.dockyard("exec", running, "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (p.returncode, p.stdout, p.stderr) == (3, "out\n", "err\n")
-    p = d.dockyard("exec", "-u", "nobody", "-w", "/tmp", "-e", "X=1", running, "sh", "-c", "id -u; pwd; echo $X")
+    p = d.dockyard(
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        running,
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X",
+    )
     assert p.stdout.split() == ["65534", "/tmp", "1"]
     p = d.dockyard("exec", "-i", running, "cat", input=b"via stdin\n")
     assert p.stdout == "via stdin\n"
@@ -178,7 +200,9 @@ def test_exec_errors(daemon: Daemon, running: str) -> None:
     assert status == 404 and b"No such exec instance" in body
     status, body = d.request("POST", "/v1.47/exec/nosuch/resize?h=10&w=10")
     assert status == 404
-    eid = d.json("POST", f"/containers/{running}/exec", {"Cmd": ["true"], "AttachStdout": True})["Id"]
+    eid = d.json("POST", f"/containers/{running}/exec", {"Cmd": ["true"], "AttachStdout": True})[
+        "Id"
+    ]
     assert d.request("POST", f"/v1.47/exec/{eid}/start", {"Detach": True})[0] == 200
     deadline = time.monotonic() + 5
     while d.json("GET", f"/exec/{eid}/json")["Running"] and time.monotonic() < deadline:
@@ -186,7 +210,7 @@ def test_exec_errors(daemon: Daemon, running: str) -> None:
     info = d.json("GET", f"/exec/{eid}/json")
     assert info["ExitCode"] == 0 and info["ContainerID"] and not info["Running"]
     status, _ = d.request("POST", f"/v1.47/exec/{eid}/resize?h=10&w=10")
-    assert status == 409                                     # resize of a finished exec
+    assert status == 409  # resize of a finished exec
     assert d.request("POST", f"/v1.47/exec/{eid}/start", {"Detach": True})[0] == 409
     stopped = d.dockyard("create", "busybox", "true", check=True).stdout.strip()
     try:
@@ -197,13 +221,20 @@ def test_exec_errors(daemon: Daemon, running: str) -> None:
 
 
 def test_exec_client_disconnect_sends_sighup(daemon: Daemon, running: str, tmux: Tmux) -> None:
-    script = "trap 'echo got-hup > /tmp/hup; exit 0' HUP; echo ready; while true; do sleep 0.1; done"
+    script = (
+        "trap 'echo got-hup > /tmp/hup; exit 0' HUP; echo ready; while true; do sleep 0.1; done"
+    )
     tmux.start("s", "dockyard", f"exec -it {running} sh -c {shlex.quote(script)}")
     tmux.wait_for("s", "ready")
-    pids = subprocess.run(["tmux", "-L", tmux.sock, "list-panes", "-t", "s", "-F", "#{pane_pid}"],
-                          capture_output=True, text=True).stdout.split()
+    pids = subprocess.run(
+        ["tmux", "-L", tmux.sock, "list-panes", "-t", "s", "-F", "#{pane_pid}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     # kill the CLI (the pane's shell's child) as a vanished client would
-    children = subprocess.run(["pgrep", "-P", pids[0]], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", pids[0]], capture_output=True, text=True
+    ).stdout.split()
     for pid in children:
         os.kill(int(pid), 9)
     deadline = time.monotonic() + 10

@@ -24,15 +24,34 @@ def _counter_lines(text: str) -> list[int]:
 
 def test_kill_9_and_restart(fresh_daemon: Daemon) -> None:
     d = fresh_daemon
-    ticker = d.dockyard("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
-                        "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done", check=True).stdout.strip()
-    d.dockyard("run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 1.5; echo bye; exit 4", check=True)
+    ticker = d.dockyard(
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo $i; i=$((i+1)); sleep 0.1; done",
+        check=True,
+    ).stdout.strip()
+    d.dockyard(
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1.5; echo bye; exit 4",
+        check=True,
+    )
     d.dockyard("run", "--name", "done7", "busybox", "sh", "-c", "exit 7")
     pid_before = json.loads(d.dockyard("inspect", "ticker").stdout)[0]["State"]["Pid"]
     _wait_for(lambda: len(_counter_lines(d.dockyard("logs", "ticker").stdout)) >= 3)
 
-    d.stop(signal.SIGKILL)           # the daemon dies; its launcher goes with it
-    time.sleep(2.0)                  # "late" exits and "ticker" keeps logging meanwhile
+    d.stop(signal.SIGKILL)  # the daemon dies; its launcher goes with it
+    time.sleep(2.0)  # "late" exits and "ticker" keeps logging meanwhile
     d.start()
 
     info = json.loads(d.dockyard("inspect", "ticker").stdout)[0]
@@ -46,8 +65,11 @@ def test_kill_9_and_restart(fresh_daemon: Daemon) -> None:
     nums = _counter_lines(d.dockyard("logs", "ticker").stdout)
     assert len(nums) >= 20 and nums == list(range(len(nums)))
     # wait and stop work again against the re-adopted shim
-    waiter = subprocess.Popen([str(VENV_BIN / "dockyard"), "-H", d.host, "wait", "ticker"],
-                              stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        [str(VENV_BIN / "dockyard"), "-H", d.host, "wait", "ticker"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.3)
         assert d.dockyard("kill", "ticker").returncode == 0
@@ -63,13 +85,22 @@ def test_kill_9_and_restart(fresh_daemon: Daemon) -> None:
 def test_a_second_daemon_on_the_same_root_is_refused(fresh_daemon: Daemon) -> None:
     d = fresh_daemon
     p = subprocess.run(
-        [str(VENV_BIN / "dockyardd"), "-H", f"unix://{d.base}/other.sock", "--data-root", str(d.data_root),
-         "--exec-root", str(d.base / "exec2")],
-        capture_output=True, text=True, timeout=30,
+        [
+            str(VENV_BIN / "dockyardd"),
+            "-H",
+            f"unix://{d.base}/other.sock",
+            "--data-root",
+            str(d.data_root),
+            "--exec-root",
+            str(d.base / "exec2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert p.returncode == 1
     assert "another dockyardd" in p.stderr and str(d.data_root) in p.stderr
-    assert d.request("GET", "/_ping")[0] == 200      # the first one is untouched
+    assert d.request("GET", "/_ping")[0] == 200  # the first one is untouched
 
 
 def test_graceful_stop_keeps_containers_running(fresh_daemon: Daemon) -> None:

@@ -10,7 +10,10 @@ import pytest
 
 from tests.e2e.conftest import Daemon, has_docker_cli
 
-CLIS = ["dockyard", pytest.param("docker", marks=pytest.mark.skipif(not has_docker_cli(), reason="no docker CLI"))]
+CLIS = [
+    "dockyard",
+    pytest.param("docker", marks=pytest.mark.skipif(not has_docker_cli(), reason="no docker CLI")),
+]
 
 
 def cli(d: Daemon, which: str, *args: str, **kw: object):  # type: ignore[no-untyped-def]
@@ -34,11 +37,16 @@ def test_run_rm_removes_the_container(daemon: Daemon, which: str) -> None:
 
 
 @pytest.mark.parametrize("which", CLIS)
-@pytest.mark.parametrize("cmd,code,text", [
-    (["nosuch"], 127, "executable file not found"),
-    (["/etc/passwd"], 126, "permission denied"),
-])
-def test_run_bad_command_exit_codes(daemon: Daemon, which: str, cmd: list[str], code: int, text: str) -> None:
+@pytest.mark.parametrize(
+    "cmd,code,text",
+    [
+        (["nosuch"], 127, "executable file not found"),
+        (["/etc/passwd"], 126, "permission denied"),
+    ],
+)
+def test_run_bad_command_exit_codes(
+    daemon: Daemon, which: str, cmd: list[str], code: int, text: str
+) -> None:
     p = cli(daemon, which, "run", "--rm", "busybox", *cmd)
     assert p.returncode == code, p.stderr
     assert text in p.stderr
@@ -50,10 +58,17 @@ def test_killed_by_signal_is_128_plus(daemon: Daemon, which: str) -> None:
     import subprocess
 
     name = f"victim-{which}"
-    argv = ([str(Path(__file__).resolve().parents[2] / ".venv/bin/dockyard"), "-H", daemon.host]
-            if which == "dockyard" else ["docker"])
-    run = subprocess.Popen([*argv, "run", "--rm", "--name", name, "busybox", "sleep", "100"],
-                           env=daemon.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    argv = (
+        [str(Path(__file__).resolve().parents[2] / ".venv/bin/dockyard"), "-H", daemon.host]
+        if which == "dockyard"
+        else ["docker"]
+    )
+    run = subprocess.Popen(
+        [*argv, "run", "--rm", "--name", name, "busybox", "sleep", "100"],
+        env=daemon.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 10
         while daemon.dockyard("inspect", "-f", "{{.State.Running}}", name).stdout != "true\n":
@@ -80,23 +95,42 @@ def test_isolation_inside(daemon: Daemon) -> None:
     out = p.stdout
     assert "pid=1\n" in out
     assert "uid=0\n" in out
-    assert "ifaces=lo\n" in out             # own network namespace, loopback only
+    assert "ifaces=lo\n" in out  # own network namespace, loopback only
     assert "CapEff:\t00000000a80425fb" in out  # docker's default capability set
     assert "NoNewPrivs:\t1" in out
-    assert "keys=0 timer=0\n" in out        # masked with /dev/null (both non-empty on the host)
+    assert "keys=0 timer=0\n" in out  # masked with /dev/null (both non-empty on the host)
     assert "sys=ro" in out
     assert "pts=ok" in out and "/dev/ptmx -> pts/ptmx" in out
     host = [line for line in out.splitlines() if line.startswith("host=")][0][5:]
-    assert len(host) == 12                  # short id by default
+    assert len(host) == 12  # short id by default
 
 
 @pytest.mark.parametrize("which", CLIS)
 def test_run_options(daemon: Daemon, which: str, tmp_path: Path) -> None:
     envfile = tmp_path / "env"
     envfile.write_text("FROM_FILE=yes\n# comment\n")
-    p = cli(daemon, which, "run", "--rm", "--hostname", "box", "-e", "A=1", "--env-file", str(envfile),
-            "-w", "/tmp/work", "-u", "nobody", "-l", "k=v", "busybox",
-            "sh", "-c", "echo $(hostname) $A $FROM_FILE $(pwd) $(id -u):$(id -g) $HOME")
+    p = cli(
+        daemon,
+        which,
+        "run",
+        "--rm",
+        "--hostname",
+        "box",
+        "-e",
+        "A=1",
+        "--env-file",
+        str(envfile),
+        "-w",
+        "/tmp/work",
+        "-u",
+        "nobody",
+        "-l",
+        "k=v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $(hostname) $A $FROM_FILE $(pwd) $(id -u):$(id -g) $HOME",
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["box", "1", "yes", "/tmp/work", "65534:65534", "/home"]
     p = cli(daemon, which, "run", "--rm", "-u", "33:50", "busybox", "id")
@@ -109,8 +143,18 @@ def test_run_options(daemon: Daemon, which: str, tmp_path: Path) -> None:
 
 def test_detached_lifecycle(daemon: Daemon) -> None:
     d = daemon
-    p = d.dockyard("run", "-d", "--name", "life", "-l", "tier=web", "busybox",
-                   "sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done")
+    p = d.dockyard(
+        "run",
+        "-d",
+        "--name",
+        "life",
+        "-l",
+        "tier=web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done",
+    )
     assert p.returncode == 0, p.stderr
     cid = p.stdout.strip()
     assert len(cid) == 64
@@ -118,11 +162,16 @@ def test_detached_lifecycle(daemon: Daemon) -> None:
         deadline = time.monotonic() + 5
         while "started" not in d.dockyard("logs", "life").stdout and time.monotonic() < deadline:
             time.sleep(0.05)
-        ps = d.dockyard("ps", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.Status}} {{.Label \"tier\"}}").stdout
+        ps = d.dockyard(
+            "ps", "--no-trunc", "--format", '{{.ID}} {{.Names}} {{.Status}} {{.Label "tier"}}'
+        ).stdout
         assert f"{cid} life Up" in ps and ps.strip().endswith("web")
         assert cid[:12] in d.dockyard("ps", "-q").stdout.split()
         assert d.dockyard("ps", "-q", "--filter", "label=tier=web").stdout.split() == [cid[:12]]
-        assert d.dockyard("ps", "-q", "--filter", "status=exited", "--filter", "name=^life$").stdout == ""
+        assert (
+            d.dockyard("ps", "-q", "--filter", "status=exited", "--filter", "name=^life$").stdout
+            == ""
+        )
         info = json.loads(d.dockyard("inspect", "life").stdout)[0]
         assert info["Id"] == cid and info["Name"] == "/life" and info["State"]["Running"]
         assert info["State"]["Pid"] > 0 and info["Config"]["Labels"] == {"tier": "web"}
@@ -145,7 +194,9 @@ def test_detached_lifecycle(daemon: Daemon) -> None:
         assert d.dockyard("stop", "life").returncode == 0
         p = d.dockyard("kill", "life")
         assert p.returncode == 1 and "is not running" in p.stderr
-        assert d.dockyard("ps", "-a", "-q", "--filter", "exited=0", "--filter", "name=life").stdout.split() == [cid[:12]]
+        assert d.dockyard(
+            "ps", "-a", "-q", "--filter", "exited=0", "--filter", "name=life"
+        ).stdout.split() == [cid[:12]]
         # restart runs it again, and the log grows
         assert d.dockyard("restart", "-t", "1", "life").returncode == 0
         assert json.loads(d.dockyard("inspect", "life").stdout)[0]["State"]["Running"]
@@ -160,9 +211,14 @@ def test_detached_lifecycle(daemon: Daemon) -> None:
 
 def test_create_start_attach(daemon: Daemon) -> None:
     d = daemon
-    cid = d.dockyard("create", "--name", "cs", "busybox", "echo", "created-then-started", check=True).stdout.strip()
+    cid = d.dockyard(
+        "create", "--name", "cs", "busybox", "echo", "created-then-started", check=True
+    ).stdout.strip()
     try:
-        assert d.dockyard("ps", "-a", "--filter", "name=cs", "--format", "{{.Status}}").stdout == "Created\n"
+        assert (
+            d.dockyard("ps", "-a", "--filter", "name=cs", "--format", "{{.Status}}").stdout
+            == "Created\n"
+        )
         p = d.dockyard("start", "-a", "cs")
         assert p.returncode == 0 and p.stdout == "created-then-started\n"
         assert d.dockyard("wait", cid).stdout == "0\n"
@@ -193,7 +249,9 @@ def test_missing_image_fails_clearly(daemon: Daemon) -> None:
 
 
 def test_stdin_pipe(daemon: Daemon) -> None:
-    p = daemon.dockyard("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done", input=b"piped\n")
+    p = daemon.dockyard(
+        "run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done", input=b"piped\n"
+    )
     assert p.returncode == 0 and p.stdout == "piped\ndone\n"
     if has_docker_cli():
         p = daemon.docker("run", "--rm", "-i", "busybox", "cat", input=b"hi\n")
@@ -209,5 +267,7 @@ def test_prune(daemon: Daemon) -> None:
 
 
 def test_big_output_is_exact(daemon: Daemon) -> None:
-    p = daemon.dockyard("run", "--rm", "busybox", "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x")
+    p = daemon.dockyard(
+        "run", "--rm", "busybox", "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x"
+    )
     assert p.returncode == 0 and len(p.stdout) == 3_000_000

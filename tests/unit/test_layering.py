@@ -19,13 +19,34 @@ ALLOWED: dict[str, set[str]] = {
     "content": {"errors", "oci", "util"},
     "snapshot": {"errors", "ids", "linux", "oci", "store", "util"},
     "distribution": {"content", "errors", "oci", "util"},
-    "image": {"content", "distribution", "errors", "ids", "linux", "oci", "snapshot", "store", "util"},
+    "image": {
+        "content",
+        "distribution",
+        "errors",
+        "ids",
+        "linux",
+        "oci",
+        "snapshot",
+        "store",
+        "util",
+    },
     "runtime": {"errors", "ids", "linux", "oci", "util"},
     "network": {"errors", "ids", "linux", "oci", "store", "util"},
     "build": {"errors", "oci", "util"},
     "engine": {
-        "build", "content", "distribution", "errors", "ids", "image", "linux", "network",
-        "oci", "runtime", "snapshot", "store", "util",
+        "build",
+        "content",
+        "distribution",
+        "errors",
+        "ids",
+        "image",
+        "linux",
+        "network",
+        "oci",
+        "runtime",
+        "snapshot",
+        "store",
+        "util",
     },
     "daemon": {"engine", "errors", "ids", "oci", "util"},
     "client": {"errors", "oci", "util"},
@@ -60,8 +81,10 @@ def _imports(tree: ast.AST, module_file: Path) -> list[tuple[int, str]]:
                 name = node.module or ""
             if name == "dockyard":  # from dockyard import errors → dockyard.errors
                 # __version__ lives in the package itself, which everyone may import
-                out += [(node.lineno, "dockyard" if a.name.startswith("__") else f"dockyard.{a.name}")
-                        for a in node.names]
+                out += [
+                    (node.lineno, "dockyard" if a.name.startswith("__") else f"dockyard.{a.name}")
+                    for a in node.names
+                ]
             else:
                 out.append((node.lineno, name))
     return out

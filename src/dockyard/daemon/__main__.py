@@ -24,18 +24,28 @@ log = logging.getLogger("dockyard.daemon")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="dockyardd", description="The dockyard daemon: serves the Docker Engine API.")
-    ap.add_argument("-H", "--host", action="append", default=[], help="unix://PATH to listen on (repeatable)")
+    ap = argparse.ArgumentParser(
+        prog="dockyardd", description="The dockyard daemon: serves the Docker Engine API."
+    )
+    ap.add_argument(
+        "-H", "--host", action="append", default=[], help="unix://PATH to listen on (repeatable)"
+    )
     ap.add_argument("--data-root", default="/var/lib/dockyard")
     ap.add_argument("--exec-root", default="/run/dockyard")
     ap.add_argument("--pidfile", default="")
     ap.add_argument("--registry-mirror", action="append", default=[])
     ap.add_argument("--insecure-registry", action="append", default=[])
     ap.add_argument("--bip", default="")
-    ap.add_argument("--cgroup-parent", default="/dockyard",
-                    help="cgroup path under which containers' cgroups are made")
-    ap.add_argument("--log-level", default="info",
-                    choices=["debug", "info", "warn", "warning", "error", "fatal"])
+    ap.add_argument(
+        "--cgroup-parent",
+        default="/dockyard",
+        help="cgroup path under which containers' cgroups are made",
+    )
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warn", "warning", "error", "fatal"],
+    )
     ap.add_argument("-v", "--version", action="store_true")
     return ap.parse_args(argv)
 
@@ -57,7 +67,8 @@ def lock_data_root(data_root: Path) -> int:
             holder = "?"
         os.close(fd)
         raise DataRootLocked(
-            f"another dockyardd (pid {holder or '?'}) is using data root {data_root}") from None
+            f"another dockyardd (pid {holder or '?'}) is using data root {data_root}"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
@@ -66,7 +77,7 @@ def lock_data_root(data_root: Path) -> int:
 def _socket_path(host: str) -> str:
     if not host.startswith("unix://"):
         raise SystemExit(f"dockyardd: only unix:// sockets are supported: {host}")
-    return host[len("unix://"):]
+    return host[len("unix://") :]
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -77,9 +88,12 @@ async def serve(args: argparse.Namespace) -> None:
     from dockyard.engine.engine import Engine
 
     cfg = EngineConfig(
-        data_root=Path(args.data_root), exec_root=Path(args.exec_root),
-        registry_mirrors=list(args.registry_mirror), insecure_registries=list(args.insecure_registry),
-        bip=args.bip, cgroup_parent="/" + args.cgroup_parent.strip("/"),
+        data_root=Path(args.data_root),
+        exec_root=Path(args.exec_root),
+        registry_mirrors=list(args.registry_mirror),
+        insecure_registries=list(args.insecure_registry),
+        bip=args.bip,
+        cgroup_parent="/" + args.cgroup_parent.strip("/"),
     )
     engine = Engine(cfg)
     await engine.start()
@@ -116,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.version:
         from dockyard import __version__
+
         print(f"dockyardd version {__version__}")
         return 0
     level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(args.log_level, args.log_level.upper())

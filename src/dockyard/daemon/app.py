@@ -46,12 +46,19 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     version = request.match_info.get("version", "")
     if version:
         if _vtuple(version) > _vtuple(API_VERSION):
-            return error_response(_BadVersion(
-                f"client version {version} is too new. Maximum supported API version is {API_VERSION}"))
+            return error_response(
+                _BadVersion(
+                    f"client version {version} is too new. "
+                    f"Maximum supported API version is {API_VERSION}"
+                )
+            )
         if _vtuple(version) < _vtuple(MIN_API_VERSION):
-            return error_response(_BadVersion(
-                f"client version {version} is too old. Minimum supported API version is "
-                f"{MIN_API_VERSION}, please upgrade your client to a newer version"))
+            return error_response(
+                _BadVersion(
+                    f"client version {version} is too old. Minimum supported API version is "
+                    f"{MIN_API_VERSION}, please upgrade your client to a newer version"
+                )
+            )
     request[API_VERSION_KEY] = version or API_VERSION
     try:
         return await handler(request)
@@ -88,12 +95,15 @@ def make_app(engine: Any) -> web.Application:
     modules declare."""
     from dockyard.daemon.routes import auth, containers, execs, images, system
 
-    app = web.Application(middlewares=[api_middleware], client_max_size=16 * 1024 * 1024,
-                          handler_args={"access_log": None})
+    app = web.Application(
+        middlewares=[api_middleware],
+        client_max_size=16 * 1024 * 1024,
+        handler_args={"access_log": None},
+    )
     app.on_response_prepare.append(_add_headers)
     system.setup(app, engine.system)
     containers.setup(app, engine.containers)
     execs.setup(app, engine.execs)
     images.setup(app, engine.images)
-    auth.setup(app, engine.images)        # issue 3: POST /auth (login) is the image backend's
+    auth.setup(app, engine.images)  # issue 3: POST /auth (login) is the image backend's
     return app

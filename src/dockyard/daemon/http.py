@@ -48,7 +48,7 @@ def q_list(request: web.Request, name: str) -> list[str]:
 
 
 def q_filters(request: web.Request) -> dict[str, list[str]]:
-    """``filters`` as ``{"key": ["v1", "v2"]}``; accepts docker's legacy ``{"key": {"v": true}}``."""
+    """``filters`` as ``{"key": ["v1", "v2"]}``; also docker's legacy ``{"key": {"v": true}}``."""
     raw = request.query.get("filters", "")
     if not raw:
         return {}

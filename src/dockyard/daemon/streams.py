@@ -63,8 +63,12 @@ class _HijackProtocol(asyncio.StreamReaderProtocol):
 class Hijacked:
     """A hijacked connection: ``reader`` (client → daemon bytes), ``write``/``close``."""
 
-    def __init__(self, reader: asyncio.StreamReader | None, writer: asyncio.StreamWriter | None,
-                 response: web.StreamResponse) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader | None,
+        writer: asyncio.StreamWriter | None,
+        response: web.StreamResponse,
+    ) -> None:
         self.reader = reader
         self._writer = writer
         self.response = response
@@ -115,8 +119,11 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
         reader.feed_data(tail)
     if not transport.is_reading():
         transport.resume_reading()
-    resp = web.StreamResponse(status=101, reason="UPGRADED", headers={
-        "Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"})
+    resp = web.StreamResponse(
+        status=101,
+        reason="UPGRADED",
+        headers={"Content-Type": content_type, "Connection": "Upgrade", "Upgrade": "tcp"},
+    )
     resp.force_close()
     await resp.prepare(request)
     writer = asyncio.StreamWriter(transport, proto, reader, loop)
@@ -135,11 +142,15 @@ def parse_detach_keys(spec: str) -> bytes:
         k = key.strip()
         if len(k) == 1:
             out.append(ord(k))
-        elif k.lower().startswith("ctrl-") and len(k) == 6 and (
-                k[5].lower().isalpha() or k[5] in "@[\\]^_"):
+        elif (
+            k.lower().startswith("ctrl-")
+            and len(k) == 6
+            and (k[5].lower().isalpha() or k[5] in "@[\\]^_")
+        ):
             out.append(ord(k[5].upper()) & 0x1F)
         else:
             from dockyard.errors import InvalidArgument
+
             raise InvalidArgument(f"Invalid detach keys ({spec}) provided")
     return bytes(out)
 
@@ -167,7 +178,7 @@ class _Escape:
                     return bytes(out), True
                 continue
             if self.pos:
-                out += keys[:self.pos]
+                out += keys[: self.pos]
                 self.pos = 0
                 if b == keys[0]:
                     self.pos = 1
@@ -176,8 +187,9 @@ class _Escape:
         return bytes(out), False
 
 
-async def relay(client: Hijacked, stream: Any, forward_stdin: bool,
-                detach_keys: bytes | None = None) -> bool:
+async def relay(
+    client: Hijacked, stream: Any, forward_stdin: bool, detach_keys: bytes | None = None
+) -> bool:
     """Copy a process's output (``stream.reader``) to the client, and the client's bytes to
     its stdin (``stream.writer``) when ``forward_stdin``. The client's half-close is passed
     on as a half-close. With ``detach_keys`` (TTY sessions), the sequence from the client

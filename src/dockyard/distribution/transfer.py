@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import aiohttp
 from yarl import URL
@@ -616,10 +616,14 @@ class Distribution:
             if on_progress is not None:
                 on_progress(len(data))
             return
+        # The file is opened (and closed) here, not inside the body generator: the HTTP
+        # client may stop iterating a body early, and a generator's cleanup would then wait
+        # for the garbage collector.
+        f = await loop.run_in_executor(None, store.reader, d.digest)
         bodies: list[AsyncIterator[bytes]] = []
 
         def body() -> AsyncIterator[bytes]:
-            b = _file_chunks(store, d.digest, on_progress)
+            b = _file_chunks(f, on_progress)
             bodies.append(b)
             return b
 
@@ -627,7 +631,11 @@ class Distribution:
             await client.upload(repo, location, d.digest, d.size, body, monolithic=False)
         finally:
             for b in bodies:
-                await b.aclose()  # type: ignore[attr-defined]
+                try:
+                    await b.aclose()  # type: ignore[attr-defined]
+                except RuntimeError:  # still being iterated by a cancelled send
+                    pass
+            await loop.run_in_executor(None, f.close)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -765,12 +773,12 @@ async def _stream_into(resp: aiohttp.ClientResponse, w: Writer, d: Descriptor,
         await pending
 
 
-async def _file_chunks(store: Provider, digest: str,
-                       on_progress: Callable[[int], None] | None) -> AsyncIterator[bytes]:
-    """The blob's bytes in ``UPLOAD_CHUNK`` pieces, the next read running while the
-    previous piece is being sent."""
+async def _file_chunks(f: BinaryIO, on_progress: Callable[[int], None] | None
+                       ) -> AsyncIterator[bytes]:
+    """The open blob's bytes from its start in ``UPLOAD_CHUNK`` pieces, the next read
+    running while the previous piece is being sent. The caller owns (and closes) ``f``."""
     loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, store.reader, digest)
+    await loop.run_in_executor(None, f.seek, 0)  # a retried upload starts over
     nxt: asyncio.Future[bytes] | None = None
     try:
         sent = 0
@@ -791,7 +799,6 @@ async def _file_chunks(store: Provider, digest: str,
                 await nxt
             except Exception:  # noqa: BLE001
                 pass
-        f.close()
 
 
 # -- one-shot functions -------------------------------------------------------------------

@@ -15,8 +15,8 @@ class EngineConfig:
     exec_root: Path = Path("/run/dockyard")
     registry_mirrors: list[str] = field(default_factory=list)
     insecure_registries: list[str] = field(default_factory=list)
-    bip: str = ""                       # default bridge address (network milestone)
-    cgroup_parent: str = "/dockyard"    # containers' cgroups live under this path
+    bip: str = ""  # default bridge address (network milestone)
+    cgroup_parent: str = "/dockyard"  # containers' cgroups live under this path
 
     @property
     def db_path(self) -> Path:

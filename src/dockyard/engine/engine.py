@@ -106,15 +106,24 @@ class Engine:
         self.image_service = ImageService.open(cfg.data_root, self.db)
         self.launcher = Launcher()
         self.containers = ContainerService(
-            cfg, ContainerRecords(self.db), _ContainerImages(self.image_service, cfg.containers_dir),
-            self.launcher, functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent))
+            cfg,
+            ContainerRecords(self.db),
+            _ContainerImages(self.image_service, cfg.containers_dir),
+            self.launcher,
+            functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent),
+        )
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)
         self.images = ImageBackend(  # issue 3: registry client, commit source, spool dir
-            self.image_service, self._containers_using, self._is_running,
-            distribution=Distribution(mirrors=cfg.registry_mirrors,
-                                      insecure=cfg.insecure_registries),
-            commit_source=self._commit_source, tmp_dir=cfg.data_root / "tmp")
+            self.image_service,
+            self._containers_using,
+            self._is_running,
+            distribution=Distribution(
+                mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries
+            ),
+            commit_source=self._commit_source,
+            tmp_dir=cfg.data_root / "tmp",
+        )
         self.system = SystemInfo(cfg, _daemon_id(cfg), self.containers.counts, self._image_count)
 
     def _containers_using(self, image_id: str) -> list[str]:
@@ -140,7 +149,7 @@ class Engine:
                 self.image_service.remove_rootfs(key)
 
     async def close(self) -> None:
-        await self.images.close()         # issue 3: the registry client's HTTP session
+        await self.images.close()  # issue 3: the registry client's HTTP session
         await self.launcher.close()
         self.db.close()
 

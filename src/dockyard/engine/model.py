@@ -69,9 +69,17 @@ def parse_signal(sig: str | int | None, default: int = _signal.SIGKILL) -> int:
 
 
 _DEFAULT_STATE = {
-    "Status": "created", "Running": False, "Paused": False, "Restarting": False,
-    "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
-    "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME,
+    "Status": "created",
+    "Running": False,
+    "Paused": False,
+    "Restarting": False,
+    "OOMKilled": False,
+    "Dead": False,
+    "Pid": 0,
+    "ExitCode": 0,
+    "Error": "",
+    "StartedAt": ZERO_TIME,
+    "FinishedAt": ZERO_TIME,
 }
 
 
@@ -146,7 +154,9 @@ def status_text(state: dict[str, Any], now_ns: int) -> str:
     st = state.get("Status")
     if st in ("running", "paused", "restarting"):
         if st == "restarting":
-            return f"Restarting ({state.get('ExitCode', 0)}) " + _ago(state.get("FinishedAt"), now_ns)
+            return f"Restarting ({state.get('ExitCode', 0)}) " + _ago(
+                state.get("FinishedAt"), now_ns
+            )
         up = "Up " + human_duration((now_ns - _ns(state.get("StartedAt"))) / 1e9)
         return up + " (Paused)" if st == "paused" else up
     if st == "exited":
@@ -176,15 +186,17 @@ class Container:
     """A container's durable document (persisted as JSON by store.containers)."""
 
     id: str
-    name: str                          # with the leading '/'
-    created: str                       # RFC 3339 nano
-    image_id: str                      # sha256:...
-    config: dict[str, Any]             # docker's Config, merged with the image's
-    host_config: dict[str, Any]        # docker's HostConfig
+    name: str  # with the leading '/'
+    created: str  # RFC 3339 nano
+    image_id: str  # sha256:...
+    config: dict[str, Any]  # docker's Config, merged with the image's
+    host_config: dict[str, Any]  # docker's HostConfig
     networking: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=lambda: dict(_DEFAULT_STATE))
     restart_count: int = 0
-    paths: dict[str, str] = field(default_factory=dict)   # LogPath, HostnamePath, HostsPath, ResolvConfPath
+    paths: dict[str, str] = field(
+        default_factory=dict
+    )  # LogPath, HostnamePath, HostsPath, ResolvConfPath
     exec_ids: list[str] = field(default_factory=list)
 
     @property
@@ -205,33 +217,63 @@ class Container:
 
     def to_doc(self) -> dict[str, Any]:
         return {
-            "Id": self.id, "Name": self.name, "Created": self.created, "Image": self.image_id,
-            "Config": self.config, "HostConfig": self.host_config,
-            "NetworkingConfig": self.networking, "State": self.state,
-            "RestartCount": self.restart_count, "Paths": self.paths, "ExecIDs": self.exec_ids,
+            "Id": self.id,
+            "Name": self.name,
+            "Created": self.created,
+            "Image": self.image_id,
+            "Config": self.config,
+            "HostConfig": self.host_config,
+            "NetworkingConfig": self.networking,
+            "State": self.state,
+            "RestartCount": self.restart_count,
+            "Paths": self.paths,
+            "ExecIDs": self.exec_ids,
         }
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> "Container":
         return cls(
-            id=d["Id"], name=d["Name"], created=d["Created"], image_id=d["Image"],
-            config=d.get("Config") or {}, host_config=d.get("HostConfig") or {},
+            id=d["Id"],
+            name=d["Name"],
+            created=d["Created"],
+            image_id=d["Image"],
+            config=d.get("Config") or {},
+            host_config=d.get("HostConfig") or {},
             networking=d.get("NetworkingConfig") or {},
             state={**_DEFAULT_STATE, **(d.get("State") or {})},
-            restart_count=int(d.get("RestartCount", 0)), paths=d.get("Paths") or {},
+            restart_count=int(d.get("RestartCount", 0)),
+            paths=d.get("Paths") or {},
             exec_ids=list(d.get("ExecIDs") or []),
         )
 
     # --- state transitions (the engine persists after each) ---------------------------
 
     def set_running(self, pid: int, started_at: str) -> None:
-        self.state.update(Status="running", Running=True, Paused=False, Restarting=False,
-                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=started_at,
-                          FinishedAt=ZERO_TIME, OOMKilled=False)
+        self.state.update(
+            Status="running",
+            Running=True,
+            Paused=False,
+            Restarting=False,
+            Dead=False,
+            Pid=pid,
+            ExitCode=0,
+            Error="",
+            StartedAt=started_at,
+            FinishedAt=ZERO_TIME,
+            OOMKilled=False,
+        )
 
     def set_exited(self, code: int, finished_at: str, error: str = "") -> None:
-        self.state.update(Status="exited", Running=False, Paused=False, Restarting=False,
-                          Pid=0, ExitCode=code, FinishedAt=finished_at, Error=error)
+        self.state.update(
+            Status="exited",
+            Running=False,
+            Paused=False,
+            Restarting=False,
+            Pid=0,
+            ExitCode=code,
+            FinishedAt=finished_at,
+            Error=error,
+        )
 
     def set_start_failed(self, code: int, error: str) -> None:
         """A failed start leaves the container where it was, with the error and its code."""
@@ -251,28 +293,62 @@ class Container:
         networks: dict[str, Any] = {}
         if mode not in ("none", "host") and not mode.startswith("container:"):
             networks[mode] = {
-                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "DriverOpts": None,
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None,
             }
         elif mode == "none":
             networks["none"] = {
-                "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-                "DriverOpts": None, "NetworkID": "", "EndpointID": "", "Gateway": "",
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+                "IPAMConfig": None,
+                "Links": None,
+                "Aliases": None,
+                "MacAddress": "",
+                "DriverOpts": None,
+                "NetworkID": "",
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": "",
+                "IPPrefixLen": 0,
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": None,
             }
         return {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks,
+            "Bridge": "",
+            "SandboxID": "",
+            "SandboxKey": "",
+            "HairpinMode": False,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": {},
+            "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None,
+            "EndpointID": "",
+            "Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "MacAddress": "",
+            "Networks": networks,
         }
 
-    def inspect(self, graph_driver: dict[str, Any] | None = None,
-                sizes: tuple[int, int] | None = None) -> dict[str, Any]:
+    def inspect(
+        self, graph_driver: dict[str, Any] | None = None, sizes: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
         argv = self.argv
         doc: dict[str, Any] = {
             "Id": self.id,
@@ -303,7 +379,9 @@ class Container:
             doc["SizeRw"], doc["SizeRootFs"] = sizes
         return doc
 
-    def summary(self, image_name: str, now_ns: int, sizes: tuple[int, int] | None = None) -> dict[str, Any]:
+    def summary(
+        self, image_name: str, now_ns: int, sizes: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
         """One entry of ``GET /containers/json``."""
         doc: dict[str, Any] = {
             "Id": self.id,

@@ -19,15 +19,47 @@ __all__ = ["build_spec", "container_env"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ALL_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 )
 
 
@@ -109,13 +141,34 @@ def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> 
     cfg, hc = c.config, c.host_config
     bind = ["rbind", "rprivate"]
     mounts: list[dict[str, Any]] = [
-        {"destination": "/etc/resolv.conf", "type": "bind", "source": c.paths["ResolvConfPath"], "options": bind},
-        {"destination": "/etc/hostname", "type": "bind", "source": c.paths["HostnamePath"], "options": bind},
-        {"destination": "/etc/hosts", "type": "bind", "source": c.paths["HostsPath"], "options": bind},
+        {
+            "destination": "/etc/resolv.conf",
+            "type": "bind",
+            "source": c.paths["ResolvConfPath"],
+            "options": bind,
+        },
+        {
+            "destination": "/etc/hostname",
+            "type": "bind",
+            "source": c.paths["HostnamePath"],
+            "options": bind,
+        },
+        {
+            "destination": "/etc/hosts",
+            "type": "bind",
+            "source": c.paths["HostsPath"],
+            "options": bind,
+        },
     ]
     shm = int(hc.get("ShmSize") or 67108864)
-    mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-                   "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]})
+    mounts.append(
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
+        }
+    )
     console = hc.get("ConsoleSize") or [0, 0]
     privileged = bool(hc.get("Privileged"))
     spec = rs.default_spec(
@@ -125,7 +178,9 @@ def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> 
         hostname=cfg.get("Hostname") or c.id[:12],
         domainname=cfg.get("Domainname") or "",
         terminal=bool(cfg.get("Tty")),
-        console_size=(int(console[0]), int(console[1])) if cfg.get("Tty") and console[0] and console[1] else None,
+        console_size=(int(console[0]), int(console[1]))
+        if cfg.get("Tty") and console[0] and console[1]
+        else None,
         user=cfg.get("User") or None,
         root_path="rootfs",
         readonly_rootfs=bool(hc.get("ReadonlyRootfs")),

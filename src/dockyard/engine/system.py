@@ -39,13 +39,18 @@ def _mem_total() -> int:
 
 
 def cgroup_version(root: Path = Path("/sys/fs/cgroup")) -> str:
-    """"2" on a unified host, else "1" (a hybrid host with v1 controllers counts as v1)."""
+    """ "2" on a unified host, else "1" (a hybrid host with v1 controllers counts as v1)."""
     return "2" if (root / "cgroup.controllers").exists() else "1"
 
 
 class SystemInfo:
-    def __init__(self, cfg: EngineConfig, daemon_id: str,
-                 counts: Callable[[], dict[str, int]], image_count: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        cfg: EngineConfig,
+        daemon_id: str,
+        counts: Callable[[], dict[str, int]],
+        image_count: Callable[[], int],
+    ) -> None:
         self.cfg = cfg
         self.daemon_id = daemon_id
         self._counts = counts
@@ -57,15 +62,22 @@ class SystemInfo:
         py = f"python{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
         details = {
             "Arch": "amd64" if platform.machine() == "x86_64" else platform.machine(),
-            "BuildTime": "", "Experimental": "false", "GitCommit": "dockyard",
-            "GoVersion": py, "KernelVersion": kernel, "Os": "linux",
+            "BuildTime": "",
+            "Experimental": "false",
+            "GitCommit": "dockyard",
+            "GoVersion": py,
+            "KernelVersion": kernel,
+            "Os": "linux",
         }
         return {
             "Platform": {"Name": "dockyard"},
             "Components": [
                 {"Name": "Engine", "Version": __version__, "Details": details},
-                {"Name": "dockyard-runtime", "Version": __version__,
-                 "Details": {"GitCommit": "dockyard"}},
+                {
+                    "Name": "dockyard-runtime",
+                    "Version": __version__,
+                    "Details": {"GitCommit": "dockyard"},
+                },
             ],
             "Version": __version__,
             "GitCommit": "dockyard",
@@ -85,32 +97,75 @@ class SystemInfo:
             "Images": self._image_count(),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
-                        "Authorization": None, "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
-            "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
-            "NGoroutines": 0, "SystemTime": rfc3339nano(time.time_ns()),
-            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgv,
-            "NEventsListener": 0, "KernelVersion": platform.release(),
-            "OperatingSystem": _os_name(), "OSVersion": "", "OSType": "linux",
+            "Plugins": {
+                "Volume": ["local"],
+                "Network": ["bridge", "host", "none"],
+                "Authorization": None,
+                "Log": ["json-file"],
+            },
+            "MemoryLimit": True,
+            "SwapLimit": False,
+            "CpuCfsPeriod": True,
+            "CpuCfsQuota": True,
+            "CPUShares": True,
+            "CPUSet": True,
+            "PidsLimit": True,
+            "IPv4Forwarding": True,
+            "Debug": False,
+            "NFd": len(os.listdir("/proc/self/fd")),
+            "OomKillDisable": False,
+            "NGoroutines": 0,
+            "SystemTime": rfc3339nano(time.time_ns()),
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgv,
+            "NEventsListener": 0,
+            "KernelVersion": platform.release(),
+            "OperatingSystem": _os_name(),
+            "OSVersion": "",
+            "OSType": "linux",
             "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {
-                "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": list(self.cfg.registry_mirrors),
-                                               "Secure": True, "Official": True}},
+                "IndexConfigs": {
+                    "docker.io": {
+                        "Name": "docker.io",
+                        "Mirrors": list(self.cfg.registry_mirrors),
+                        "Secure": True,
+                        "Official": True,
+                    }
+                },
                 "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                 "Mirrors": list(self.cfg.registry_mirrors),
             },
-            "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(), "GenericResources": None,
-            "DockerRootDir": str(self.cfg.data_root), "HttpProxy": "", "HttpsProxy": "",
-            "NoProxy": "", "Name": socket.gethostname(), "Labels": [],
-            "ExperimentalBuild": False, "ServerVersion": __version__,
-            "Runtimes": {"dockyard": {"path": "dockyard-runtime"}}, "DefaultRuntime": "dockyard",
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
-                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
-            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+            "NCPU": os.cpu_count() or 1,
+            "MemTotal": _mem_total(),
+            "GenericResources": None,
+            "DockerRootDir": str(self.cfg.data_root),
+            "HttpProxy": "",
+            "HttpsProxy": "",
+            "NoProxy": "",
+            "Name": socket.gethostname(),
+            "Labels": [],
+            "ExperimentalBuild": False,
+            "ServerVersion": __version__,
+            "Runtimes": {"dockyard": {"path": "dockyard-runtime"}},
+            "DefaultRuntime": "dockyard",
+            "Swarm": {
+                "NodeID": "",
+                "NodeAddr": "",
+                "LocalNodeState": "inactive",
+                "ControlAvailable": False,
+                "Error": "",
+                "RemoteManagers": None,
+            },
+            "LiveRestoreEnabled": True,
+            "Isolation": "",
+            "InitBinary": "",
+            "ContainerdCommit": {"ID": ""},
+            "RuncCommit": {"ID": ""},
+            "InitCommit": {"ID": ""},
             "SecurityOptions": ["name=cgroupns"] if cgv == "2" else [],
-            "CDISpecDirs": [], "Warnings": [],
+            "CDISpecDirs": [],
+            "Warnings": [],
         }

@@ -49,7 +49,7 @@ class Digester:
         self._h: Any = hashlib.new(algorithm)
         self.size = 0
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._h.update(data)
         self.size += len(data)
 

@@ -15,13 +15,17 @@ __all__ = ["Mount"]
 
 @dataclass(frozen=True)
 class Mount:
-    type: str                    # "overlay", "bind", "tmpfs", "proc", ...
-    source: str                  # "overlay", a host path for binds, "tmpfs", ...
+    type: str  # "overlay", "bind", "tmpfs", "proc", ...
+    source: str  # "overlay", a host path for binds, "tmpfs", ...
     options: tuple[str, ...] = field(default_factory=tuple)
-    destination: str = ""        # empty when the caller chooses the target (rootfs mounts)
+    destination: str = ""  # empty when the caller chooses the target (rootfs mounts)
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type, "source": self.source, "options": list(self.options)}
+        d: dict[str, Any] = {
+            "type": self.type,
+            "source": self.source,
+            "options": list(self.options),
+        }
         if self.destination:
             d["destination"] = self.destination
         return d

@@ -54,7 +54,7 @@ class Reference:
         """``busybox``, ``user/app``, ``localhost:5000/x``: as the docker CLI shows it."""
         if self.domain == DEFAULT_DOMAIN:
             p = self.path
-            return p[len(OFFICIAL_PREFIX):] if p.startswith(OFFICIAL_PREFIX) else p
+            return p[len(OFFICIAL_PREFIX) :] if p.startswith(OFFICIAL_PREFIX) else p
         return self.name
 
     def with_default_tag(self) -> "Reference":
@@ -90,7 +90,7 @@ def _split_domain(name: str) -> tuple[str, str]:
         return DEFAULT_DOMAIN, name
     first = name[:i]
     if "." in first or ":" in first or first == "localhost" or first != first.lower():
-        domain, rest = first, name[i + 1:]
+        domain, rest = first, name[i + 1 :]
     else:
         domain, rest = DEFAULT_DOMAIN, name
     if domain == LEGACY_DOMAIN:
@@ -118,7 +118,7 @@ def parse_normalized(s: str) -> Reference:
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
+        rest, tag = rest[:colon], rest[colon + 1 :]
         if not _TAG_RE.match(tag):
             raise InvalidArgument("invalid reference format")
     domain, path = _split_domain(rest)
@@ -128,13 +128,17 @@ def parse_normalized(s: str) -> Reference:
         raise InvalidArgument("invalid reference format")
     if not _PATH_RE.match(path):
         if path.lower() != path:
-            raise InvalidArgument("invalid reference format: repository name (%s) must be lowercase" % path)
+            raise InvalidArgument(
+                "invalid reference format: repository name (%s) must be lowercase" % path
+            )
         raise InvalidArgument("invalid reference format")
     if len(f"{domain}/{path}") > MAX_NAME:
-        raise InvalidArgument("invalid reference format: repository name must not be more than 255 characters")
+        raise InvalidArgument(
+            "invalid reference format: repository name must not be more than 255 characters"
+        )
     return Reference(domain, path, tag, digest)
 
 
 def parse(s: str) -> Reference:
-    """``parse_normalized`` plus the default ``:latest`` tag when neither tag nor digest is given."""
+    """``parse_normalized`` plus the default ``:latest`` tag when there is no tag nor digest."""
     return parse_normalized(s).with_default_tag()

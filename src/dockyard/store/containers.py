@@ -30,8 +30,9 @@ class ContainerRecords:
     def update(self, cid: str, name: str, doc: dict[str, Any]) -> None:
         try:
             with self.db.transaction() as cur:
-                cur.execute("UPDATE containers SET name=?, doc=? WHERE id=?",
-                            (name, json.dumps(doc), cid))
+                cur.execute(
+                    "UPDATE containers SET name=?, doc=? WHERE id=?", (name, json.dumps(doc), cid)
+                )
         except sqlite3.IntegrityError as exc:
             raise AlreadyExists(f"container name {name} is taken") from exc
 
@@ -45,4 +46,7 @@ class ContainerRecords:
         return [dict(json.loads(r["doc"])) for r in rows]
 
     def image_users(self, image_id: str) -> list[str]:
-        return [r["id"] for r in self.db.query("SELECT id FROM containers WHERE image_id=?", (image_id,))]
+        return [
+            r["id"]
+            for r in self.db.query("SELECT id FROM containers WHERE image_id=?", (image_id,))
+        ]

@@ -40,14 +40,10 @@ class Database:
 
     def _migrate(self) -> None:
         with self.transaction() as cur:
-            cur.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
-            )
+            cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'")
             version = 0
             if cur.fetchone():
-                row = cur.execute(
-                    "SELECT value FROM meta WHERE key='schema_version'"
-                ).fetchone()
+                row = cur.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
                 raise Internal(

@@ -9,6 +9,7 @@ names at once).
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -137,7 +138,8 @@ class ImageRecords:
 
     def chain_has_image(self, chain_id: str) -> bool:
         """Whether some image's top layer is ``chain_id`` (its layers are then in use)."""
-        return self.db.query_one("SELECT 1 FROM images WHERE chain_id = ? LIMIT 1", (chain_id,)) is not None
+        row = self.db.query_one("SELECT 1 FROM images WHERE chain_id = ? LIMIT 1", (chain_id,))
+        return row is not None
 
     def image_ids(self) -> list[str]:
         return [r[0] for r in self.db.query("SELECT id FROM images")]
@@ -252,7 +254,7 @@ class SnapshotRecords:
     def list(self) -> list[SnapshotRow]:
         return [_snapshot(r) for r in self.db.query("SELECT * FROM snapshots ORDER BY num")]
 
-    def children(self, key: str) -> list[str]:
+    def children(self, key: str) -> builtins.list[str]:
         return [r[0] for r in self.db.query("SELECT key FROM snapshots WHERE parent = ?", (key,))]
 
     def rename_commit(self, key: str, name: str, labels: dict[str, str] | None = None) -> None:
@@ -277,7 +279,7 @@ class SnapshotRecords:
     def nums(self) -> set[int]:
         return {int(r[0]) for r in self.db.query("SELECT num FROM snapshots")}
 
-    def keys(self, kinds: Iterable[str] | None = None) -> list[str]:
+    def keys(self, kinds: Iterable[str] | None = None) -> builtins.list[str]:
         if kinds is None:
             return [r[0] for r in self.db.query("SELECT key FROM snapshots")]
         ks = list(kinds)

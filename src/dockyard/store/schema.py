@@ -12,10 +12,10 @@ Schema, version 1::
       name TEXT UNIQUE                        -- with the leading '/', as docker stores it
       image_id TEXT                           -- 'sha256:<hex>' of the image config
       created TEXT                            -- RFC 3339 with nanoseconds, UTC
-      doc TEXT                                -- JSON: Config, HostConfig, State, runtime bits (engine-owned shape)
+      doc TEXT                                -- JSON: Config, HostConfig, State... (engine-owned)
     images                                    -- one row per image config in the local store
-      id TEXT PK                              -- 'sha256:<hex>' = digest of the config blob (exact bytes
-                                              --   kept in the content store)
+      id TEXT PK                              -- 'sha256:<hex>' = digest of the config blob
+                                              --   (its exact bytes are in the content store)
       created INTEGER                         -- the config's "created", unix seconds (0 if absent)
       added INTEGER                           -- unix seconds the image was stored locally
       parent TEXT                             -- id of the parent image ('' if none; commit/build)

@@ -181,7 +181,7 @@ def decompress(stream: BinaryIO) -> tuple[BinaryIO, Compression]:
     """
     head = _read_head(stream, 6)
     kind = detect_compression(head)
-    raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream), _CHUNK)  # type: ignore[arg-type]
+    raw: BinaryIO = io.BufferedReader(_Prefixed(head, stream), _CHUNK)
     if kind is Compression.NONE:
         return raw, kind
     inner: Any
@@ -193,11 +193,11 @@ def decompress(stream: BinaryIO) -> tuple[BinaryIO, Compression]:
         inner = lzma.LZMAFile(raw, "rb")
     else:
         try:
-            import zstandard  # type: ignore[import-not-found]
+            import zstandard
         except ImportError:
             raise Unsupported("zstd-compressed layers need the python 'zstandard' module") from None
         inner = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return io.BufferedReader(_ErrorMapping(inner, kind), _CHUNK), kind  # type: ignore[arg-type]
+    return io.BufferedReader(_ErrorMapping(inner, kind), _CHUNK), kind
 
 
 class HashingReader:
@@ -254,14 +254,14 @@ class _StrictTarInfo(tarfile.TarInfo):
     """
 
     @classmethod
-    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        buf = tf.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
+    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        buf = tf.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr,unused-ignore]
         if len(buf) == 0:
-            raise tarfile.EmptyHeaderError("empty header")  # clean end of stream
+            raise tarfile.EmptyHeaderError("empty header")  # type: ignore[attr-defined]  # clean end of stream
         if len(buf) != tarfile.BLOCKSIZE:
             raise InvalidArgument("invalid tar archive: truncated header")
         if buf.count(tarfile.NUL) == tarfile.BLOCKSIZE:
-            raise tarfile.EOFHeaderError("end of file header")
+            raise tarfile.EOFHeaderError("end of file header")  # type: ignore[attr-defined]
         try:
             obj = cls.frombuf(buf, tf.encoding, tf.errors)
         except tarfile.HeaderError as exc:
@@ -269,7 +269,7 @@ class _StrictTarInfo(tarfile.TarInfo):
         if obj.type in _EXTENDED_TYPES and obj.size > MAX_EXTENDED_HEADER:
             raise InvalidArgument(
                 f"invalid tar archive: extended header of {obj.size} bytes is too large")
-        obj.offset = tf.fileobj.tell() - tarfile.BLOCKSIZE  # type: ignore[union-attr]
+        obj.offset = tf.fileobj.tell() - tarfile.BLOCKSIZE  # type: ignore[union-attr,unused-ignore]
         try:
             return obj._proc_member(tf)  # type: ignore[attr-defined,no-any-return]
         except tarfile.HeaderError as exc:
@@ -294,7 +294,7 @@ def iter_tar(stream: Any) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
                 raise InvalidArgument(f"invalid tar archive: {exc}") from None
             if member is None:
                 return
-            tf.members.clear()  # stream mode keeps every member otherwise
+            tf.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every member otherwise
             yield tf, member
 
 

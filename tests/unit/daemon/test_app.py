@@ -79,6 +79,7 @@ def test_ping_head_and_get() -> None:
             assert await r.text() == "OK"
         finally:
             await c.close()
+
     run(go())
 
 
@@ -110,6 +111,7 @@ def test_versions_and_errors() -> None:
             assert r.status == 404 and (await r.json())["message"] == "page not found"
         finally:
             await c.close()
+
     run(go())
 
 
@@ -125,5 +127,5 @@ def test_wait_sends_headers_before_the_exit() -> None:
             assert json.loads(body) == {"StatusCode": 3, "Error": None}
         finally:
             await c.close()
-    run(go())
 
+    run(go())

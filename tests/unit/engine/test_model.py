@@ -16,8 +16,13 @@ from dockyard.engine.spec import container_env
 from dockyard.errors import InvalidArgument
 from dockyard.util.timefmt import parse_rfc3339
 
-IMAGE = {"Env": ["PATH=/bin", "A=image"], "Cmd": ["sh"], "WorkingDir": "/w",
-         "Labels": {"x": "1"}, "Entrypoint": None}
+IMAGE = {
+    "Env": ["PATH=/bin", "A=image"],
+    "Cmd": ["sh"],
+    "WorkingDir": "/w",
+    "Labels": {"x": "1"},
+    "Entrypoint": None,
+}
 
 
 def test_merge_keeps_image_defaults_and_user_overrides() -> None:
@@ -54,10 +59,19 @@ def test_parse_signal_rejects(sig: str) -> None:
         parse_signal(sig)
 
 
-@pytest.mark.parametrize("secs,text", [
-    (0.2, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
-    (150, "2 minutes"), (3600, "About an hour"), (7200, "2 hours"), (3 * 86400, "3 days"),
-])
+@pytest.mark.parametrize(
+    "secs,text",
+    [
+        (0.2, "Less than a second"),
+        (1, "1 second"),
+        (59, "59 seconds"),
+        (60, "About a minute"),
+        (150, "2 minutes"),
+        (3600, "About an hour"),
+        (7200, "2 hours"),
+        (3 * 86400, "3 days"),
+    ],
+)
 def test_human_duration(secs: float, text: str) -> None:
     assert human_duration(secs) == text
 
@@ -65,14 +79,25 @@ def test_human_duration(secs: float, text: str) -> None:
 def test_status_text() -> None:
     now = parse_rfc3339("2026-11-28T05:00:00Z")
     assert status_text({"Status": "created"}, now) == "Created"
-    assert status_text({"Status": "running", "StartedAt": "2026-11-28T04:58:00Z"}, now) == "Up 2 minutes"
-    assert status_text({"Status": "exited", "ExitCode": 3, "FinishedAt": "2026-11-28T04:59:57Z"},
-                       now) == "Exited (3) 3 seconds ago"
+    assert (
+        status_text({"Status": "running", "StartedAt": "2026-11-28T04:58:00Z"}, now)
+        == "Up 2 minutes"
+    )
+    assert (
+        status_text({"Status": "exited", "ExitCode": 3, "FinishedAt": "2026-11-28T04:59:57Z"}, now)
+        == "Exited (3) 3 seconds ago"
+    )
 
 
 def test_state_machine_and_docs() -> None:
-    c = Container(id="a" * 64, name="/n", created="2026-11-28T04:00:00Z", image_id="sha256:" + "b" * 64,
-                  config={"Cmd": ["sh", "-c", "echo hi"], "Image": "busybox"}, host_config={})
+    c = Container(
+        id="a" * 64,
+        name="/n",
+        created="2026-11-28T04:00:00Z",
+        image_id="sha256:" + "b" * 64,
+        config={"Cmd": ["sh", "-c", "echo hi"], "Image": "busybox"},
+        host_config={},
+    )
     assert c.status is Status.CREATED and c.status.can_start() and c.status.can_remove()
     c.set_running(42, "2026-11-28T04:00:01Z")
     assert c.status.is_running() and not c.status.can_remove()

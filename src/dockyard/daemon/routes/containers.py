@@ -26,7 +26,9 @@ class ContainersBackend(Protocol):
     def create(self, name: str | None, body: dict[str, Any]) -> dict[str, Any]: ...
     async def start(self, ref: str) -> None: ...
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None: ...
-    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None: ...
+    async def restart(
+        self, ref: str, timeout: int | None = None, sig: str | None = None
+    ) -> None: ...
     async def kill(self, ref: str, sig: str | None = None) -> None: ...
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
     async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]: ...
@@ -35,11 +37,25 @@ class ContainersBackend(Protocol):
     async def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Any: ...
     def rename(self, ref: str, new: str) -> None: ...
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]: ...
-    def list(self, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]: ...
+    def list(
+        self,
+        all_: bool = False,
+        limit: int = -1,
+        size: bool = False,
+        filters: dict[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]: ...
     def wait_future(self, ref: str, condition: str) -> asyncio.Future[dict[str, Any]]: ...
-    def logs(self, ref: str, *, stdout: bool, stderr: bool, follow: bool = False,
-             since_ns: int = 0, until_ns: int = 0, tail: int = -1) -> AsyncIterator[LogEntry]: ...
+    def logs(
+        self,
+        ref: str,
+        *,
+        stdout: bool,
+        stderr: bool,
+        follow: bool = False,
+        since_ns: int = 0,
+        until_ns: int = 0,
+        tail: int = -1,
+    ) -> AsyncIterator[LogEntry]: ...
 
 
 def _time_param(request: web.Request, name: str) -> int:
@@ -62,9 +78,14 @@ def _time_param(request: web.Request, name: str) -> int:
 def setup(app: web.Application, backend: ContainersBackend) -> None:
     async def list_(request: web.Request) -> web.Response:
         limit = q_int(request, "limit", -1)
-        return json_response(backend.list(
-            all_=q_bool(request, "all"), limit=limit if limit is not None else -1,
-            size=q_bool(request, "size"), filters=q_filters(request)))
+        return json_response(
+            backend.list(
+                all_=q_bool(request, "all"),
+                limit=limit if limit is not None else -1,
+                size=q_bool(request, "size"),
+                filters=q_filters(request),
+            )
+        )
 
     async def create(request: web.Request) -> web.Response:
         body = await json_body(request, allow_empty=False)
@@ -73,20 +94,24 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
         return json_response(backend.create(request.query.get("name") or None, body), status=201)
 
     async def inspect(request: web.Request) -> web.Response:
-        return json_response(backend.inspect(request.match_info["id"], size=q_bool(request, "size")))
+        return json_response(
+            backend.inspect(request.match_info["id"], size=q_bool(request, "size"))
+        )
 
     async def start(request: web.Request) -> web.Response:
         await backend.start(request.match_info["id"])
         return web.Response(status=204)
 
     async def stop(request: web.Request) -> web.Response:
-        await backend.stop(request.match_info["id"], q_int(request, "t"),
-                           request.query.get("signal") or None)
+        await backend.stop(
+            request.match_info["id"], q_int(request, "t"), request.query.get("signal") or None
+        )
         return web.Response(status=204)
 
     async def restart(request: web.Request) -> web.Response:
-        await backend.restart(request.match_info["id"], q_int(request, "t"),
-                              request.query.get("signal") or None)
+        await backend.restart(
+            request.match_info["id"], q_int(request, "t"), request.query.get("signal") or None
+        )
         return web.Response(status=204)
 
     async def kill(request: web.Request) -> web.Response:
@@ -98,7 +123,9 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
         return web.Response(status=204)
 
     async def top(request: web.Request) -> web.Response:
-        return json_response(await backend.top(request.match_info["id"], request.query.get("ps_args", "")))
+        return json_response(
+            await backend.top(request.match_info["id"], request.query.get("ps_args", ""))
+        )
 
     async def resize(request: web.Request) -> web.Response:
         h, w = q_int(request, "h", 0) or 0, q_int(request, "w", 0) or 0
@@ -106,8 +133,9 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
         return web.Response(status=200)
 
     async def delete(request: web.Request) -> web.Response:
-        await backend.remove(request.match_info["id"], force=q_bool(request, "force"),
-                             volumes=q_bool(request, "v"))
+        await backend.remove(
+            request.match_info["id"], force=q_bool(request, "force"), volumes=q_bool(request, "v")
+        )
         return web.Response(status=204)
 
     async def prune(request: web.Request) -> web.Response:
@@ -145,11 +173,17 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
             tail = -1
         timestamps = q_bool(request, "timestamps")
         entries = backend.logs(
-            ref, stdout=stdout, stderr=stderr, follow=q_bool(request, "follow"),
-            since_ns=_time_param(request, "since"), until_ns=_time_param(request, "until"),
-            tail=tail)
-        resp = web.StreamResponse(status=200, headers={
-            "Content-Type": stream_content_type(tty, request[API_VERSION_KEY])})
+            ref,
+            stdout=stdout,
+            stderr=stderr,
+            follow=q_bool(request, "follow"),
+            since_ns=_time_param(request, "since"),
+            until_ns=_time_param(request, "until"),
+            tail=tail,
+        )
+        resp = web.StreamResponse(
+            status=200, headers={"Content-Type": stream_content_type(tty, request[API_VERSION_KEY])}
+        )
         await resp.prepare(request)
         try:
             async for e in entries:
@@ -171,7 +205,9 @@ def setup(app: web.Application, backend: ContainersBackend) -> None:
         try:
             if q_bool(request, "logs"):
                 async for e in backend.logs(ref, stdout=stdout, stderr=stderr):
-                    await client.write(e.data if tty else frame(1 if e.stream == "stdout" else 2, e.data))
+                    await client.write(
+                        e.data if tty else frame(1 if e.stream == "stdout" else 2, e.data)
+                    )
             if q_bool(request, "stream"):
                 attach_task = asyncio.ensure_future(backend.attach(ref, stdin, stdout, stderr))
                 # until the container starts, notice a client that hangs up

@@ -16,8 +16,14 @@ class ExecBackend(Protocol):
     def create(self, ref: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def inspect(self, exec_id: str) -> dict[str, Any]: ...
     def check_startable(self, exec_id: str) -> None: ...
-    async def start(self, exec_id: str, *, detach: bool, tty: bool | None = None,
-                    console: list[int] | None = None) -> Any: ...
+    async def start(
+        self,
+        exec_id: str,
+        *,
+        detach: bool,
+        tty: bool | None = None,
+        console: list[int] | None = None,
+    ) -> Any: ...
     async def finished(self, exec_id: str, timeout: float = 10.0) -> None: ...
     async def resize(self, exec_id: str, height: int, width: int) -> None: ...
 
@@ -31,8 +37,9 @@ def setup(app: web.Application, backend: ExecBackend) -> None:
         return json_response(backend.inspect(request.match_info["id"]))
 
     async def resize(request: web.Request) -> web.Response:
-        await backend.resize(request.match_info["id"], q_int(request, "h", 0) or 0,
-                             q_int(request, "w", 0) or 0)
+        await backend.resize(
+            request.match_info["id"], q_int(request, "h", 0) or 0, q_int(request, "w", 0) or 0
+        )
         return web.Response(status=200)
 
     async def start(request: web.Request) -> web.StreamResponse:
@@ -60,7 +67,9 @@ def setup(app: web.Application, backend: ExecBackend) -> None:
                 text = exc.message.encode() + b"\n"
                 await client.write(text if tty else frame(1, text))
                 return client.response
-            detached = await relay(client, stream, forward_stdin=info["OpenStdin"], detach_keys=keys)
+            detached = await relay(
+                client, stream, forward_stdin=info["OpenStdin"], detach_keys=keys
+            )
             if not detached:
                 await backend.finished(eid)  # the exit code is known before the stream ends
         except ConnectionError:

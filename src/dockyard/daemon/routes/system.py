@@ -41,7 +41,9 @@ def setup(app: web.Application, backend: SystemBackend) -> None:
         doc.update(ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION)
         for comp in doc.get("Components") or []:
             if comp.get("Name") == "Engine":
-                comp.setdefault("Details", {}).update(ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION)
+                comp.setdefault("Details", {}).update(
+                    ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION
+                )
         return json_response(doc)
 
     async def info(request: web.Request) -> web.Response:
