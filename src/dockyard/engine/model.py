@@ -12,6 +12,7 @@ from typing import Any
 
 from dockyard.errors import Conflict, InvalidArgument
 from dockyard.ids import short_id
+from dockyard.util.humanize import human_duration
 from dockyard.util.timefmt import ZERO_TIME, parse_rfc3339
 
 __all__ = [
@@ -121,34 +122,6 @@ def merge_config(user: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def human_duration(seconds: float) -> str:
-    """Go's units.HumanDuration, as docker uses in ps ("Up 2 minutes")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = int(seconds / 60)
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = int(seconds / 3600 + 0.5)  # Go's Duration.Round(time.Hour)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
-
-
 def status_text(state: dict[str, Any], now_ns: int) -> str:
     """The ``Status`` column of ``docker ps``: "Up 3 minutes", "Exited (0) 2 seconds ago"."""
     st = state.get("Status")
@@ -179,6 +152,25 @@ def _ns(ts: Any) -> int:
 
 def _ago(ts: Any, now_ns: int) -> str:
     return human_duration((now_ns - _ns(ts)) / 1e9) + " ago"
+
+
+def _empty_endpoint() -> dict[str, Any]:
+    return {
+        "IPAMConfig": None,
+        "Links": None,
+        "Aliases": None,
+        "MacAddress": "",
+        "DriverOpts": None,
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": None,
+    }
 
 
 @dataclass
@@ -290,41 +282,9 @@ class Container:
 
     def network_settings(self) -> dict[str, Any]:
         mode = self.host_config.get("NetworkMode") or "bridge"
-        networks: dict[str, Any] = {}
-        if mode not in ("none", "host") and not mode.startswith("container:"):
-            networks[mode] = {
-                "IPAMConfig": None,
-                "Links": None,
-                "Aliases": None,
-                "MacAddress": "",
-                "DriverOpts": None,
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": None,
-            }
-        elif mode == "none":
-            networks["none"] = {
-                "IPAMConfig": None,
-                "Links": None,
-                "Aliases": None,
-                "MacAddress": "",
-                "DriverOpts": None,
-                "NetworkID": "",
-                "EndpointID": "",
-                "Gateway": "",
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": None,
-            }
+        # an endpoint per network, empty until networking gives it addresses
+        name = None if mode == "host" or mode.startswith("container:") else mode
+        networks: dict[str, Any] = {name: _empty_endpoint()} if name else {}
         return {
             "Bridge": "",
             "SandboxID": "",
