@@ -180,7 +180,7 @@ def shares_to_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def _write(path: Path, value: str | int) -> None:
+def _write(path: str | Path, value: str | int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, str(value).encode())
@@ -190,7 +190,7 @@ def _write(path: Path, value: str | int) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> str:
+def _read(path: str | Path) -> str:
     with open(path) as f:
         return f.read()
 
@@ -246,7 +246,7 @@ class Cgroup:
             except FileNotFoundError:
                 self._mkdirs(h)
                 continue
-            self._init_dir(h, Path(d))
+            self._init_dir(h, d)
 
     def _mkdirs(self, h: Hierarchy) -> None:
         """mkdir each missing level of the path, retrying when a concurrent ``destroy``
@@ -260,19 +260,19 @@ class Cgroup:
                         os.mkdir(cur, 0o755)
                     except FileExistsError:
                         pass
-                    self._init_dir(h, Path(cur))
+                    self._init_dir(h, cur)
                 return
             except FileNotFoundError:
                 continue
         raise FailedPrecondition(f"create cgroup {h.mount}/{self._rel}: parent keeps vanishing")
 
-    def _init_dir(self, h: Hierarchy, d: Path) -> None:
+    def _init_dir(self, h: Hierarchy, d: str) -> None:
         """Per-directory set-up after mkdir (v1 cpuset needs cpus and mems)."""
 
     def add(self, pid: int) -> None:
         """Move process ``pid`` into the cgroup in every hierarchy."""
         for f in self.procs_files():
-            _write(Path(f), pid)
+            _write(f, pid)
 
     def pids(self) -> list[int]:
         """Every pid in the cgroup (union over the hierarchies), sorted."""
@@ -354,13 +354,14 @@ class CgroupV1(Cgroup):
 
     version = "v1"
 
-    def _init_dir(self, h: Hierarchy, d: Path) -> None:
+    def _init_dir(self, h: Hierarchy, d: str) -> None:
         if "cpuset" not in h.controllers:
             return
+        parent = d.rsplit("/", 1)[0]
         for name in ("cpuset.cpus", "cpuset.mems"):
             try:
-                if not _read(d / name).strip():
-                    _write(d / name, _read(d.parent / name).strip())
+                if not _read(f"{d}/{name}").strip():
+                    _write(f"{d}/{name}", _read(f"{parent}/{name}").strip())
             except FileNotFoundError:
                 continue
 
@@ -388,11 +389,9 @@ class CgroupV1(Cgroup):
             _write(d / "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
         d = self.dir_of("devices")
         if d is not None:
+            allow, deny = f"{d}/devices.allow", f"{d}/devices.deny"
             for rule in r.get("devices") or []:
-                _write(
-                    d / ("devices.allow" if rule.get("allow") else "devices.deny"),
-                    device_rule(rule),
-                )
+                _write(allow if rule.get("allow") else deny, device_rule(rule))
         weight = (r.get("blockIO") or {}).get("weight")
         d = self.dir_of("blkio")
         if d is not None and weight:
