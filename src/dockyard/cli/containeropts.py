@@ -56,6 +56,7 @@ def container_flags() -> list[Flag]:
         Flag("label-file", "", "list", usage="Read in a line delimited file of labels"),
         Flag("log-driver", "", "string", usage="Logging driver for the container"),
         Flag("log-opt", "", "list", usage="Log driver options"),
+        Flag("mount", "", "list", usage="Attach a filesystem mount to the container"),
         Flag("memory", "m", "string", usage="Memory limit", varname="bytes"),
         Flag("name", "", "string", usage="Assign a name to the container"),
         Flag("network", "", "string", usage="Connect a container to a network",
@@ -182,6 +183,49 @@ def parse_ports(specs: list[str], exposes: list[str]) -> tuple[dict[str, Any], d
     return exposed, bindings
 
 
+def _mounts(specs: list[str]) -> list[dict[str, Any]] | None:
+    """``--mount type=bind,source=/a,target=/b,readonly`` → HostConfig.Mounts entries."""
+    out: list[dict[str, Any]] = []
+    for spec in specs:
+        m: dict[str, Any] = {"Type": "volume"}
+        for field in spec.split(","):
+            key, eq, value = field.partition("=")
+            key = key.strip().lower()
+            if key == "type":
+                m["Type"] = value
+            elif key in ("source", "src"):
+                m["Source"] = value
+            elif key in ("target", "destination", "dst"):
+                m["Target"] = value
+            elif key in ("readonly", "ro"):
+                m["ReadOnly"] = not eq or value.lower() in ("1", "true")
+            elif key == "bind-propagation":
+                m.setdefault("BindOptions", {})["Propagation"] = value
+            elif key == "tmpfs-size":
+                m.setdefault("TmpfsOptions", {})["SizeBytes"] = _bytes(value)
+            elif key == "tmpfs-mode":
+                m.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
+            elif key in ("consistency", "volume-nocopy", "volume-driver", "volume-opt",
+                         "volume-label", "bind-recursive"):
+                continue
+            else:
+                raise OptError(f"invalid argument \"{spec}\" for \"--mount\" flag: "
+                               f"unexpected key '{key}' in '{field}'")
+        if not m.get("Target"):
+            raise OptError(f"invalid argument \"{spec}\" for \"--mount\" flag: "
+                           "target is required")
+        out.append(m)
+    return out or None
+
+
+def _bytes(value: str) -> int:
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    v = value.strip().lower().rstrip("b") or "0"
+    if v[-1] in units:
+        return int(float(v[:-1]) * units[v[-1]])
+    return int(v)
+
+
 def _volumes(specs: list[str]) -> tuple[list[str] | None, dict[str, Any]]:
     binds: list[str] = []
     volumes: dict[str, Any] = {}
@@ -304,6 +348,9 @@ def build(opts: Parsed, cli: Cli, image: str, args: list[str],
     }
     if tmpfs:
         host["Tmpfs"] = tmpfs
+    mounts = _mounts(opts.mount)
+    if mounts:
+        host["Mounts"] = mounts
     if "init" in opts.changed:
         host["Init"] = opts.init
     config["HostConfig"] = host

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from dockyard import errors
 from dockyard.engine.config import EngineConfig
 from dockyard.engine.model import Container, Status, merge_config, parse_signal
+from dockyard.engine.mounts import check_host_config
 from dockyard.ids import generate_id, random_name, resolve_prefix, validate_name
 from dockyard.oci.mount import Mount
 from dockyard.runtime.cgroups import warm_up
@@ -203,6 +204,7 @@ class ContainerService:
                              ("StdinOnce", False), ("WorkingDir", ""), ("User", "")):
             cfg.setdefault(key, default)
         hc = _normalise_host_config(host_config)
+        check_host_config(hc)  # binds, ports, network mode: refuse what cannot work
         cdir = self.cfg.containers_dir / cid
         c = Container(
             id=cid, name=full, created=rfc3339nano(now_ns()), image_id=image_id,

@@ -30,7 +30,7 @@ from dockyard.engine.execs import ExecService
 from dockyard.engine.images import CommitSource, ImageBackend, docker_container_config
 from dockyard.engine.spec import build_spec
 from dockyard.engine.system import SystemInfo
-from dockyard.errors import NotFound
+from dockyard.errors import Conflict, NotFound
 from dockyard.image.service import ImageService
 from dockyard.oci.mount import Mount
 from dockyard.runtime.shimclient import Launcher
@@ -110,7 +110,7 @@ class Engine:
             ContainerRecords(self.db),
             _ContainerImages(self.image_service, cfg.containers_dir),
             self.launcher,
-            functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent),
+            functools.partial(build_spec, cgroup_parent=cfg.cgroup_parent, netns_of=self._netns_of),
         )
         self.execs = ExecService(self.containers)
         self.containers.on_remove.append(self.execs.forget_container)
@@ -128,6 +128,14 @@ class Engine:
 
     def _containers_using(self, image_id: str) -> list[str]:
         return [cid for cid, _ in self.containers.containers_using(image_id)]
+
+    def _netns_of(self, ref: str) -> str:
+        """The network namespace of running container ``ref`` (``--network container:ref``)."""
+        c = self.containers.get(ref)
+        pid = int(c.state.get("Pid") or 0)
+        if not c.status.is_running() or not pid:
+            raise Conflict(f"cannot join network of a non running container: {ref}")
+        return f"/proc/{pid}/ns/net"
 
     def _is_running(self, container_id: str) -> bool:
         c = self.containers.by_id.get(container_id)

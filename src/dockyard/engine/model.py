@@ -273,6 +273,14 @@ class Container:
 
     # --- docker's views ------------------------------------------------------------------
 
+    def mounts_view(self) -> list[dict[str, Any]]:
+        from dockyard.engine.mounts import mount_points
+
+        try:
+            return [m.inspect() for m in mount_points(self.host_config)]
+        except Exception:  # a record from before a rule change: show nothing, not an error
+            return []
+
     def command_text(self) -> str:
         """The ps COMMAND: the argv joined, quoting what needs it ("sh -c 'echo hi'")."""
         argv = self.argv
@@ -331,7 +339,7 @@ class Container:
             "ExecIDs": list(self.exec_ids) or None,
             "HostConfig": self.host_config,
             "GraphDriver": graph_driver or {"Name": "overlay2", "Data": None},
-            "Mounts": [],
+            "Mounts": self.mounts_view(),
             "Config": self.config,
             "NetworkSettings": self.network_settings(),
         }
@@ -356,7 +364,7 @@ class Container:
             "Status": status_text(self.state, now_ns),
             "HostConfig": {"NetworkMode": self.host_config.get("NetworkMode") or "bridge"},
             "NetworkSettings": {"Networks": self.network_settings()["Networks"]},
-            "Mounts": [],
+            "Mounts": self.mounts_view(),
         }
         if sizes is not None:
             doc["SizeRw"], doc["SizeRootFs"] = sizes

@@ -8,10 +8,13 @@ user, working dir, hostname, the /etc/hostname, /etc/hosts and /etc/resolv.conf 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dockyard.engine.model import Container
+from dockyard.engine.mounts import mount_points
 from dockyard.errors import InvalidArgument
 from dockyard.linux.caps import CAPABILITIES
 from dockyard.oci import runtime_spec as rs
@@ -96,7 +99,28 @@ def _rlimits(hc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(limits.values())
 
 
-def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> dict[str, Any]:
+def _namespaces(hc: dict[str, Any], netns_of: NetnsOf | None) -> dict[str, str | None]:
+    """Docker's network modes: a new namespace with loopback only (bridge — real bridge
+    networking is not built yet — and none), the host's (host), or another container's."""
+    ns: dict[str, str | None] = {t: None for t in rs.DEFAULT_NAMESPACES}
+    mode = str(hc.get("NetworkMode") or "bridge")
+    if mode == "host":
+        del ns["network"]
+    elif mode.startswith("container:"):
+        if netns_of is None:
+            raise InvalidArgument(f"network mode {mode} needs the engine")
+        ns["network"] = netns_of(mode.split(":", 1)[1])
+    return ns
+
+
+NetnsOf = Callable[[str], str]
+
+
+def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard",
+               netns_of: NetnsOf | None = None) -> dict[str, Any]:
+    """The spec for ``c``. ``netns_of(ref)`` gives the network namespace path of another
+    running container (``--network container:ref``). Missing ``-v`` bind sources are
+    created on the host, as docker does."""
     cfg, hc = c.config, c.host_config
     bind = ["rbind", "rprivate"]
     mounts: list[dict[str, Any]] = [
@@ -128,6 +152,10 @@ def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> 
             "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
         }
     )
+    for mp in mount_points(hc):
+        if mp.type == "bind" and not os.path.exists(mp.source):
+            os.makedirs(mp.source, exist_ok=True)  # docker's -v creates a missing source
+        mounts.append(mp.oci())
     console = hc.get("ConsoleSize") or [0, 0]
     privileged = bool(hc.get("Privileged"))
     spec = rs.default_spec(
@@ -144,6 +172,7 @@ def build_spec(c: Container, bundle: Path, cgroup_parent: str = "/dockyard") -> 
         root_path="rootfs",
         readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
         capabilities=_caps(hc),
+        namespaces=_namespaces(hc, netns_of),
         no_new_privileges=not privileged,
         rlimits=_rlimits(hc),
         mounts=mounts,
