@@ -29,7 +29,14 @@ $(BIN)/.installed: pyproject.toml | deps
 		"$(abspath $(BIN))/python" > $(BIN)/dockyard
 	touch $@
 
-venv: deps $(BIN)/.installed
+# The native container shim (src/dockyard/runtime/native/shim.c): libc only, one file.
+# The engine uses it when it is there (else the Python shim, runtime/shim.py).
+SHIM_SRC := src/dockyard/runtime/native/shim.c
+$(BIN)/dockyard-shim: $(SHIM_SRC) | $(BIN)/.installed
+	gcc -std=c11 -O2 -Wall -Wextra -o $@.tmp $(SHIM_SRC)
+	mv $@.tmp $@
+
+venv: deps $(BIN)/.installed $(BIN)/dockyard-shim
 
 $(BUSYBOX_TAR): scripts/mkbusybox.py | deps
 	mkdir -p build

@@ -244,7 +244,8 @@ class PrivateDaemon:
 
     def shim_pids(self) -> dict[str, int]:
         """{container id: shim PID} from ``<exec-root>/shim/<id>/status.json``, for the PIDs
-        that are still a shim: the launcher's command line, and our run's marker."""
+        that are still a shim (the native ``dockyard-shim``, or a fork of the launcher,
+        whose command line it keeps) and carry our run's marker."""
         out: dict[str, int] = {}
         d = self.exec_root / "shim"
         if not d.is_dir():
@@ -255,7 +256,9 @@ class PrivateDaemon:
             except (OSError, ValueError):
                 continue
             pid = int(st.get("shim_pid") or 0)
-            if pid and "dockyard.runtime.launcher" in cmdline(pid) and self._marked(pid):
+            cmd = cmdline(pid) if pid else ""
+            shim = "dockyard-shim" in cmd or "dockyard.runtime.launcher" in cmd
+            if shim and self._marked(pid):
                 out[sub.name] = pid
         return out
 

@@ -1,9 +1,11 @@
 """Exec sessions: ``docker exec``. A process started in every namespace of a running
-container, in its cgroup and root, by the container's shim (which reaps it).
+container, in its cgroup and root, by an exec shim of its own (runtime/execshim.py: the
+launcher forks one per session; it reaps the process and exits after it).
 
 Exec records live in memory, as dockerd's do: they do not survive a daemon restart. The
-exit code is recorded from the shim's ``exec_wait`` before the session's stream is closed,
-because the docker CLI reads it from ``GET /exec/ID/json`` right after the stream ends.
+exit code is recorded from the exec shim's exit report, which comes before the session's
+stream is closed, because the docker CLI reads it from ``GET /exec/ID/json`` right after
+the stream ends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dockyard.engine.spec import ALL_CAPS, container_env
 from dockyard.ids import generate_id
 from dockyard.oci import runtime_spec as rs
 from dockyard.runtime.cgroups import warm_up
-from dockyard.runtime.shimclient import ShimStream
+from dockyard.runtime.shimclient import ExecSession, ShimStream
 
 __all__ = ["ExecService"]
 
@@ -45,6 +47,7 @@ class _Exec:
     started: bool = False
     exit_code: int | None = None
     pid: int = 0
+    session: ExecSession | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -129,16 +132,19 @@ class ExecService:
         self.check_startable(exec_id)
         ex = self.get(exec_id)
         c = self.containers.get(ex.container_id)
-        lv = self.containers.live[c.id]
-        assert lv.shim is not None
         use_tty = ex.tty if tty is None else bool(tty)
         ex.tty = use_tty
         ex.started = True
-        user = ex.user or c.config.get("User") or ""
+        config = {
+            "id": ex.id, "init_pid": int(c.state.get("Pid") or 0),
+            "cgroup_path": f"{self.containers.cfg.cgroup_parent}/{c.id}",
+            "process": self._process(ex, use_tty, console),
+            "user": ex.user or c.config.get("User") or "", "tty": use_tty,
+            "stdin": ex.stdin and not detach, "stdout": ex.stdout, "stderr": ex.stderr,
+            "detach": detach,
+        }
         try:
-            stream = await lv.shim.exec(
-                ex.id, self._process(ex, use_tty, console), user=user, tty=use_tty,
-                stdin=ex.stdin and not detach, stdout=ex.stdout, stderr=ex.stderr, detach=detach)
+            session = await self.containers.launcher.exec(config, stream=not detach)
         except errors.OCIRuntimeError as exc:
             low = exc.message.lower()
             ex.exit_code = 127 if "not found" in low or "no such file" in low else 126
@@ -151,16 +157,15 @@ class ExecService:
             self._ended(ex)
             raise
         ex.running = True
-        ex.pid = stream.pid if stream is not None else 0
-        waiter = await lv.shim.open_exec_wait(ex.id)
-        asyncio.get_running_loop().create_task(self._record_exit(ex, waiter))
-        return stream
+        ex.session = session
+        ex.pid = session.pid
+        asyncio.get_running_loop().create_task(self._record_exit(ex, session))
+        return session.stream
 
-    async def _record_exit(self, ex: _Exec, waiter: "asyncio.Task[dict[str, Any]]") -> None:
+    async def _record_exit(self, ex: _Exec, session: ExecSession) -> None:
         try:
-            reply = await waiter
-            ex.exit_code = int(reply.get("exit_code") if reply.get("exit_code") is not None else 137)
-        except Exception as exc:  # the shim went away with its container
+            ex.exit_code = await session.wait()
+        except Exception as exc:  # the exec shim went away without a report
             log.debug("exec %s: %s", ex.id[:12], exc)
             ex.exit_code = 137 if ex.exit_code is None else ex.exit_code
         self._ended(ex)
@@ -168,6 +173,7 @@ class ExecService:
     def _ended(self, ex: _Exec) -> None:
         ex.running = False
         ex.pid = 0
+        ex.session = None
         ex.done.set()
         c = self.containers.by_id.get(ex.container_id)
         if c is not None and ex.id in c.exec_ids:
@@ -182,14 +188,11 @@ class ExecService:
 
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         ex = self.get(exec_id)
-        if not ex.running:
+        if not ex.running or ex.session is None:
             raise errors.Conflict(f"exec {ex.id} is not running")
-        lv = self.containers.live.get(ex.container_id)
-        if lv is None or lv.shim is None:
-            raise errors.Conflict(f"container {ex.container_id} is not running")
         if not ex.tty:
             return
-        await lv.shim.call("resize", exec=ex.id, height=height, width=width)
+        await ex.session.call("resize", height=height, width=width)
 
     def inspect(self, exec_id: str) -> dict[str, Any]:
         ex = self.get(exec_id)

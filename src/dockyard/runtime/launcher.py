@@ -1,25 +1,44 @@
-"""The launcher: a single-threaded forkserver that turns "spawn a shim" requests into shims.
+"""The launcher: a single-threaded forkserver that turns requests into shims.
 
 The daemon is multi-threaded and runs an event loop, so it must never fork to build a
 container (STYLE.md §2.5). At start-up it runs this module once, in a fresh interpreter:
-``python -m dockyard.runtime.launcher FD``, where FD is its end of a socketpair. The
-launcher imports everything a shim needs, freezes the heap (``gc.freeze()``: forked shims
-then share those pages copy-on-write) and serves JSON lines on FD:
+``python -m dockyard.runtime.launcher FD [--shim PATH]``, where FD is its end of a
+socketpair and PATH the native shim (``dockyard-shim``; without it shims run in Python).
+The launcher imports everything its children need, freezes the heap (``gc.freeze()``:
+forked children then share those pages copy-on-write) and serves JSON lines on FD.
 
-    → {"id": 7, "op": "spawn", "config": {...ShimConfig...}}
-    ← {"id": 7, "ok": true, "pid": <init pid>, "shim_pid": <shim pid>}
+Its children are *spares* (``_Spare``): forked ahead of need, prepared, and blocked on a
+socket until they are given one job, a JSON datagram with fds (SCM_RIGHTS):
+
+* a spare **shim** (``{"config": {ShimConfig}}`` + the fd to report on) becomes a
+  container's shim: ``shim.exec_native`` (its creation helper is forked already; it then
+  execve()s the native shim) or the Python ``shim.main``;
+* a spare **exec shim** (``{"config": {ExecConfig}}`` + its ``ctl`` and ``stream``
+  sockets) serves one exec session (``execshim.py``).
+
+The daemon keeps one spare of each kind and hands jobs to it directly, so neither a fork
+nor the launcher is on the path of a start or an exec:
+
+    → {"op": "spare", "kind": "spawn" | "exec"}
+    ← {"spare": "spawn" | "exec"}                         + the spare's job socket
+
+When no spare is ready (requests in a burst), the launcher forks one for the request:
+
+    → {"id": 7, "op": "spawn", "config": {...}}
+    ← {"id": 7, "ok": true, "pid": <init pid>, "shim_pid": <shim pid>}   (relayed)
     ← {"id": 7, "ok": false, "error": "...", "kind": "OCIRuntimeError"}
+    → {"op": "exec", "config": {...}, "nfds": 2}          + ctl, stream (no reply)
 
-For each request it forks the shim, which calls ``setsid()``; the launcher ignores
-SIGCHLD so that the kernel reaps shims, and when the launcher goes the shims are
-reparented to init (or the nearest subreaper) and survive the daemon. The shim reports
-its set-up result on a pipe, which the launcher relays. Several spawns can be
-in flight at once. When the daemon goes away (EOF on FD, or PDEATHSIG), the launcher exits;
-the shims stay.
+A request's fds arrive with its bytes or before them on the stream socket, so they are
+taken in order from a queue. The launcher ignores SIGCHLD, so the kernel reaps its
+children that exit while it lives; when it goes, they are reparented to init (or the
+nearest subreaper) and live on. When the daemon goes away (EOF on FD, or PDEATHSIG), the
+launcher exits; the shims stay, and spares, reading EOF, exit.
 """
 
 from __future__ import annotations
 
+import array
 import gc
 import json
 import os
@@ -27,77 +46,185 @@ import selectors
 import signal
 import socket
 import sys
+from collections import deque
+from collections.abc import Callable
 from typing import Any
+
+from dockyard.runtime.shim import recv_fds
 
 __all__ = ["serve"]
 
 
-def _spawn(cfg: dict[str, Any], keep: set[int]) -> int:
-    """Fork a shim for ``cfg``; return the read end of its result pipe. The launcher
-    ignores SIGCHLD, so the kernel reaps shims that exit while it lives; when it dies,
-    they are reparented to init (or the nearest subreaper)."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            for fd in keep:
-                os.close(fd)
-            os.setsid()
-            _become_shim(cfg, w)
-        except BaseException as exc:  # never return into the launcher's loop
+class _Spare:
+    """A child forked ahead of need (a zygote): it does its own set-up (``prepare``) and
+    waits for one job on ``sock``, so that a request does not wait for a fork. A spare
+    whose socket is closed unused reads EOF and exits."""
+
+    def __init__(self, prepare: Callable[[], Any],
+                 run: Callable[[dict[str, Any], list[int], Any], int], held: set[int]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX,
+                                         socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
             try:
-                os.write(w, json.dumps({"ok": False, "error": f"shim: {exc}",
-                                        "kind": "Internal"}).encode() + b"\n")
-            except OSError:
-                pass
-        os._exit(1)
-    os.close(w)
-    return r
+                ours.close()
+                for fd in held:  # nothing of the launcher's: not its socket, no other spare
+                    os.close(fd)
+                state = prepare()
+                data, fds = recv_fds(theirs, 1 << 18, 8)
+                theirs.close()
+                code = run(json.loads(data), fds, state) if data else 0
+            except BaseException as exc:  # never return into the launcher's loop
+                try:
+                    os.write(2, f"dockyard launcher: spare {pid}: {exc}\n".encode())
+                except OSError:
+                    pass
+            os._exit(code)
+        theirs.close()
+        self.sock = ours
+
+    def give(self, msg: dict[str, Any], fds: list[int]) -> bool:
+        """Hand the spare its job; False if it is gone (then nothing was taken)."""
+        try:
+            socket.send_fds(self.sock, [json.dumps(msg).encode()], fds)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
 
 
-def _become_shim(cfg: dict[str, Any], result_fd: int) -> None:
+def _prepare_shim() -> Any:
+    """A spare shim: its own session, default signals, a child subreaper, and its creation
+    helper forked too (``shim._Helper``), waiting for the container's config."""
     from dockyard.runtime import shim
 
+    os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the launcher ignores it; a shim reaps
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    state_dir = cfg["state_dir"]
-    os.makedirs(state_dir, exist_ok=True)
-    # the shim's own diagnostics go to a file beside its socket; stdio is never inherited
-    log = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(null)
-    os.close(log)
-    code = shim.main(cfg, result_fd)
+    shim._set_subreaper()
+    helper = shim._Helper(warm=True)
+    shim.warm_up()
+    return helper
+
+
+def _run_shim(shim_binary: str | None) -> Callable[[dict[str, Any], list[int], Any], int]:
+    def run(job: dict[str, Any], fds: list[int], helper: Any) -> int:
+        _become_shim(job["config"], fds[0], shim_binary, helper)
+        return 1
+
+    return run
+
+
+def _become_shim(cfg: dict[str, Any], result_fd: int, shim_binary: str | None,
+                 helper: Any) -> None:
+    """In the spare: become the container's shim, native (``exec_native``: never returns)
+    or Python; report on ``result_fd``."""
+    from dockyard.runtime import shim
+
+    try:
+        state_dir = cfg["state_dir"]
+        os.makedirs(state_dir, exist_ok=True)
+        # the shim's own diagnostics go to a file beside its socket; stdio is never inherited
+        log = os.open(os.path.join(state_dir, "shim.log"),
+                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        if shim_binary:
+            shim.exec_native(shim.ShimConfig.from_json(cfg), result_fd, shim_binary,
+                             helper=helper)
+        code = shim.main(cfg, result_fd, helper=helper)
+    except BaseException as exc:
+        try:
+            os.write(result_fd, json.dumps({"ok": False, "error": f"shim: {exc}",
+                                            "kind": "Internal"}).encode() + b"\n")
+        except OSError:
+            pass
+        code = 1
     os._exit(code)
 
 
-def serve(fd: int) -> None:
+def _prepare_exec() -> None:
+    """A spare exec shim: its own session (it outlives the daemon, as shims do)."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from dockyard.runtime import execshim
+    execshim.warm_up()
+
+
+def _run_exec(job: dict[str, Any], fds: list[int], _state: Any) -> int:
+    from dockyard.runtime import execshim
+
+    return execshim.main(job["config"], fds[0], fds[1] if len(fds) > 1 else -1)
+
+
+def serve(fd: int, shim_binary: str | None = None) -> None:
     """The launcher's loop on socket ``fd``; returns when the daemon closes it."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, None)
     inbuf = bytearray()
-    outbuf = bytearray()
+    outq: deque[tuple[bytes, list[int]]] = deque()   # lines to send, each with its fds
+    fdq: deque[int] = deque()                        # received fds not yet taken by a request
     pending: dict[int, tuple[int, bytearray]] = {}   # result fd -> (request id, bytes so far)
+    kinds = {"spawn": (_prepare_shim, _run_shim(shim_binary)), "exec": (_prepare_exec, _run_exec)}
 
-    def reply(msg: dict[str, Any]) -> None:
-        outbuf.extend(json.dumps(msg).encode() + b"\n")
+    def held() -> set[int]:
+        """Every fd the launcher holds, which its children must close."""
+        return {sock.fileno(), *pending, *fdq, *(f for _, fds in outq for f in fds)}
+
+    def reply(msg: dict[str, Any], fds: list[int] | None = None) -> None:
+        outq.append((json.dumps(msg).encode() + b"\n", fds or []))
         flush()
 
     def flush() -> None:
-        while outbuf:
+        while outq:
+            data, fds = outq[0]
             try:
-                n = sock.send(outbuf)
+                n = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                           array.array("i", fds))] if fds else [])
             except BlockingIOError:
                 break
-            del outbuf[:n]
-        sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if outbuf else 0), None)
+            for f in fds:  # sent with the line's first byte: the daemon has them now
+                os.close(f)
+            if n < len(data):
+                outq[0] = (data[n:], [])
+            else:
+                outq.popleft()
+        sel.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if outq else 0), None)
+
+    def handle(req: dict[str, Any]) -> None:
+        op = str(req.get("op"))
+        fds = [fdq.popleft() for _ in range(min(int(req.get("nfds") or 0), len(fdq)))]
+        if op == "spare" and req.get("kind") in kinds:
+            kind = str(req["kind"])
+            spare = _Spare(*kinds[kind], held())
+            reply({"spare": kind}, [spare.sock.detach()])
+            return
+        if op not in kinds:
+            for extra in fds:
+                os.close(extra)
+            reply({"id": req.get("id"), "ok": False, "error": f"unknown op {op!r}",
+                   "kind": "InvalidArgument"})
+            return
+        if op == "spawn":  # the shim reports on a pipe, relayed to the daemon
+            r, w = os.pipe2(os.O_CLOEXEC)
+            pending[r] = (int(req.get("id") or 0), bytearray())
+            sel.register(r, selectors.EVENT_READ, "result")
+            fds = [w]
+        # (the exec shim reports on its own control socket: no reply here)
+        spare = _Spare(*kinds[op], held() | set(fds))
+        spare.give(req, fds)
+        for f in fds:
+            os.close(f)
 
     while True:
         for key, mask in sel.select():
@@ -107,11 +234,12 @@ def serve(fd: int) -> None:
                 if not mask & selectors.EVENT_READ:
                     continue
                 try:
-                    data = sock.recv(65536)
+                    data, fds = recv_fds(sock, 65536, 16)
                 except BlockingIOError:
                     continue
                 except ConnectionError:
-                    data = b""
+                    data, fds = b"", []
+                fdq.extend(fds)
                 if not data:
                     return
                 inbuf.extend(data)
@@ -119,15 +247,7 @@ def serve(fd: int) -> None:
                     line = bytes(inbuf[:nl])
                     del inbuf[:nl + 1]
                     try:
-                        req = json.loads(line)
-                        rid = req.get("id")
-                        if req.get("op") != "spawn":
-                            reply({"id": rid, "ok": False, "error": f"unknown op {req.get('op')!r}",
-                                   "kind": "InvalidArgument"})
-                            continue
-                        r = _spawn(req["config"], {sock.fileno(), *pending})
-                        pending[r] = (rid, bytearray())
-                        sel.register(r, selectors.EVENT_READ, "result")
+                        handle(json.loads(line))
                     except Exception as exc:
                         reply({"id": None, "ok": False, "error": str(exc), "kind": "Internal"})
             else:  # a shim's result pipe
@@ -150,23 +270,28 @@ def serve(fd: int) -> None:
 
 def main() -> None:
     fd = int(sys.argv[1])
+    shim_binary = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--shim" else None
     try:
-        import ctypes
+        from dockyard.linux.caps import set_pdeathsig
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        set_pdeathsig(signal.SIGKILL)  # dies with the daemon
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # shims are reaped by the kernel
-    # Import everything a shim and a container init need, then freeze the heap so that
-    # forked shims share these pages instead of copying them on the first GC pass.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # its children are reaped by the kernel
+    # Import everything a shim, an exec shim and a container init need, then freeze the heap
+    # so that forked children share these pages instead of copying them on the first GC pass.
     import dockyard.oci.mount  # noqa: F401
     import dockyard.runtime.cgroups  # noqa: F401
     import dockyard.runtime.container  # noqa: F401
+    import dockyard.runtime.execshim  # noqa: F401
     import dockyard.runtime.shim  # noqa: F401
+    from dockyard.runtime.cgroups import discover
+
+    discover()  # the host's cgroup mounts, cached for every child
     gc.collect()
     gc.freeze()
-    serve(fd)
+    serve(fd, shim_binary)
 
 
 if __name__ == "__main__":

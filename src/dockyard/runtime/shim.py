@@ -1,25 +1,35 @@
 """The per-container shim: parent of the container's init, owner of its stdio and its log.
 
-One shim runs per running container. The launcher forks it (``launcher.py``); it is
-single-threaded and event-driven (``selectors``), so it costs little memory and no thread
-ever exists in a process that forks into new namespaces. It
+One shim runs per running container. It comes in two builds that serve the same protocol
+(docs/architecture.md §3) and pass the same tests:
 
-* creates the container's init through ``dockyard.runtime.container.create_init`` (the
-  init then waits for ``start``), and reports the outcome on ``result_fd``;
+* the native one, ``native/shim.c`` built as ``dockyard-shim`` (the default): the launcher's
+  child does the Python part here — ``exec_native`` forks the creation helper, makes the
+  stdio pipes, binds the control socket — and then execve()s the binary, so that no
+  Python memory stays behind for the container's life;
+* ``Shim`` below, in Python: the fallback when the binary is not built, and the reference
+  to read next to the C code.
+
+Either way the shim
+
+* has the container's init created by a throwaway helper (``_Helper``, running
+  ``dockyard.runtime.container.create_init``), which holds it until ``start``;
 * reads the container's stdout/stderr (or its pty master), writes every line to the
   json-file log and copies the bytes to attached clients; forwards their stdin;
-* starts exec sessions (``exec_process``) whose output goes to the one client that asked;
-* reaps the init and exec'd processes (as a child subreaper) and records the init's exit
-  status in ``status.json`` before telling waiters, so a daemon that was down when the
-  container exited still learns its exit code;
-* serves the JSON-line protocol of docs/architecture.md §3 on ``<state_dir>/shim.sock``.
+* reaps the init (as a child subreaper) and records its exit status in ``status.json``
+  before telling waiters, so a daemon that was down when the container exited still
+  learns its exit code; then kills what is left in the container's cgroup and removes it;
+* serves the JSON-line protocol on ``<state_dir>/shim.sock``.
 
 The shim exits once the container has exited, its output is drained into the log and
-every waiter and attached client has been answered.
+every waiter and attached client has been answered. Exec sessions are not the container
+shim's business: each has a transient process of its own (``execshim.py``).
 """
 
 from __future__ import annotations
 
+import array
+import dataclasses
 import errno
 import fcntl
 import itertools
@@ -29,18 +39,20 @@ import selectors
 import signal
 import socket
 import struct
+import sys
 import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dockyard.util.atomicfile import write_atomic
 from dockyard.util.timefmt import rfc3339nano
 from dockyard.util.unixsock import bind_unix
 
-__all__ = ["ShimConfig", "Shim", "main", "exit_status"]
+__all__ = ["ShimConfig", "Shim", "exec_native", "exit_status", "main", "native_binary",
+           "recv_fds"]
 
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
@@ -75,6 +87,7 @@ class ShimConfig:
     stdin_once: bool = False
     rootfs_mounts: list[dict[str, Any]] = field(default_factory=list)
     cgroup_path: str = ""
+    start_timeout: float = START_TIMEOUT   # a container never started is given up after this
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ShimConfig":
@@ -102,31 +115,19 @@ class _Conn:
     """One client connection: a request line in, then a mode."""
 
     __slots__ = ("sock", "inbuf", "outbuf", "mode", "streams", "stdin", "closing", "eof",
-                 "token", "detached", "exec_id")
+                 "token", "detached")
 
     def __init__(self, sock: socket.socket, token: int) -> None:
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = bytearray()
-        self.mode = ""                # "" | "attach" | "exec" | "wait" | "exec_wait" | "done"
+        self.mode = ""                # "" | "attach" | "wait" | "done"
         self.streams: tuple[bool, bool] = (False, False)
         self.stdin = False
         self.closing = False          # close once outbuf is flushed
         self.eof = False              # the client half-closed
         self.token = token            # names an attach session for "detach"
         self.detached = False         # its EOF is a detach, not the end of stdin
-        self.exec_id = ""
-
-
-@dataclass
-class _Exec:
-    id: str
-    pid: int
-    io: _Stdio
-    conn: _Conn | None
-    exit_code: int | None = None
-    done: bool = False
-    waiters: list[_Conn] = field(default_factory=list)
 
 
 class SetupError(Exception):
@@ -141,21 +142,43 @@ def _send(chan: socket.socket, msg: dict[str, Any], fds: list[int] | tuple[int, 
     socket.send_fds(chan, [json.dumps(msg).encode()], list(fds))
 
 
+def recv_fds(sock: socket.socket, bufsize: int, maxfds: int) -> tuple[bytes, list[int]]:
+    """``socket.recv_fds`` with the received fds close-on-exec (Python 3.11's ignores its
+    ``flags`` argument, so MSG_CMSG_CLOEXEC cannot be passed through it)."""
+    fds = array.array("i")
+    data, anc, _flags, _addr = sock.recvmsg(bufsize, socket.CMSG_LEN(maxfds * fds.itemsize),
+                                            socket.MSG_CMSG_CLOEXEC)
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
 def _recv(chan: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(chan, 65536, 4)
+    data, fds = recv_fds(chan, 65536, 4)
     if not data:
         return {"ok": False, "error": "the shim helper exited", "kind": "Internal"}, fds
     return dict(json.loads(data)), fds
 
 
 class _Helper:
-    """A throwaway child of the shim that does one heavy job (creating the init, starting an
-    exec'd process). The long-lived shim then never touches the memory that work dirties:
-    a shim's private pages stay few, which is most of its per-container cost. The shim is a
-    child subreaper, so what the helper forks is reparented to it when the helper exits."""
+    """A throwaway child of the shim that does the heavy job: creating the init. The
+    long-lived shim then never touches the memory that work dirties. The shim is a child
+    subreaper, so the init is reparented to it when the helper exits.
 
-    def __init__(self, job: Callable[[socket.socket], None]) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    It is forked before it is given its job, so that the launcher can keep one ready
+    (launcher.py). The conversation, one JSON datagram each way (SOCK_SEQPACKET), is the
+    same for both shims: shim → helper ``{"op": "create", "config": {ShimConfig}}`` with
+    the init's stdio fds (none with a tty); helper → shim ``{"ok": true, "pid": N}`` (+ the
+    pty master, SCM_RIGHTS) or an error; shim → helper ``{"op": "start"}``; helper → shim
+    ``{"ok": true}`` once the init execve'd, or an error (the init is then reaped); the
+    helper exits. If the shim closes its end instead, the helper kills the init and exits.
+    ``create(spec, stdio)`` replaces ``create_init`` (tests); ``warm``: a spare's helper
+    (see ``warm_up``)."""
+
+    def __init__(self, create: Callable[..., Any] | None = None, warm: bool = False) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX,
+                                         socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -163,7 +186,9 @@ class _Helper:
                 ours.close()
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                job(theirs)
+                if warm:
+                    _warm_up_creation()
+                _helper_main(theirs, create)
             except BaseException as exc:
                 code = 1
                 try:
@@ -176,6 +201,10 @@ class _Helper:
         self.pid = pid
         self.chan = ours
 
+    def create(self, cfg: ShimConfig, stdio: tuple[int, int, int] | None) -> None:
+        """Give the helper its job: create the init of ``cfg`` with ``stdio`` (its 0-2)."""
+        _send(self.chan, {"op": "create", "config": dataclasses.asdict(cfg)}, stdio or ())
+
     def recv(self) -> tuple[dict[str, Any], list[int]]:
         return _recv(self.chan)
 
@@ -186,16 +215,165 @@ class _Helper:
         self.chan.close()
 
 
+def _helper_main(chan: socket.socket, create: Callable[..., Any] | None) -> None:
+    """The helper's side of the conversation (see ``_Helper``)."""
+    msg, fds = _recv(chan)
+    if msg.get("op") != "create":
+        return  # the shim went away before giving a job (a spare that was not used)
+    cfg = ShimConfig.from_json(msg["config"])
+    with open(os.path.join(cfg.bundle, "config.json"), "rb") as f:
+        spec = json.load(f)
+    create = create or _creator(cfg)
+    init = create(spec, (fds[0], fds[1], fds[2]) if len(fds) == 3 else None)
+    for fd in fds:
+        os.close(fd)  # the init has them now
+    _send(chan, {"ok": True, "pid": init.pid},
+          [init.pty_master] if init.pty_master is not None else [])
+    msg, _ = _recv(chan)
+    if msg.get("op") != "start":
+        init.kill()  # the shim gave up on this container
+        return
+    try:
+        init.start()
+    except Exception as exc:
+        _send(chan, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
+        return
+    _send(chan, {"ok": True})
+
+
+def native_binary() -> str | None:
+    """The native shim beside the interpreter (``.venv/bin/dockyard-shim``, built by
+    ``make``), or None when it is not built."""
+    path = os.path.join(os.path.dirname(sys.executable), "dockyard-shim")
+    return path if os.access(path, os.X_OK) else None
+
+
+def warm_up() -> None:
+    """In a spare shim (launcher.py), before its job: a dry run of what ``exec_native``
+    does in Python, so that the copy-on-write faults on the launcher's pages are taken
+    now rather than on the path of a container's start."""
+    from dockyard.runtime.cgroups import open_cgroup
+
+    cfg = ShimConfig.from_json({"id": "warm-up", "bundle": "/", "state_dir": "/",
+                                "log_path": os.devnull, "cgroup_path": "/warm/up"})
+    json.dumps({"op": "create", "config": dataclasses.asdict(cfg)})
+    _, child_fds, io = _make_stdio(False, True)
+    for fd in [*child_fds, *io.out, io.stdin_fd]:
+        os.close(fd)
+    [str(h.mount) for h in open_cgroup(cfg.cgroup_path).hierarchies]
+
+
+def _warm_up_creation() -> None:
+    """The same in a spare's helper: a dry run of ``create_init``'s planning."""
+    from dockyard.oci.mount import Mount
+    from dockyard.oci.runtime_spec import default_spec, validate_spec
+    from dockyard.runtime.cgroups import discover
+    from dockyard.runtime.plan import build_init_plan
+
+    spec = default_spec(["true"], cgroups_path="/warm/up")
+    validate_spec(spec)
+    version, hierarchies = discover()
+    mounts = [Mount.from_json(Mount("overlay", "overlay", ("lowerdir=/a", "upperdir=/b",
+                                                            "workdir=/c")).to_json())]
+    build_init_plan(spec, Path("/warm-up"), rootfs_mounts=mounts, hierarchies=hierarchies,
+                    cgroup_version=version, is_dir=lambda path: True)
+
+
+def _creator(cfg: ShimConfig) -> Callable[..., Any]:
+    """The real ``create(spec, stdio)``: ``create_init`` with the config's mounts and cgroup."""
+    from dockyard.oci.mount import Mount
+    from dockyard.runtime.container import Stdio, create_init
+
+    mounts = [Mount.from_json(m) for m in cfg.rootfs_mounts]
+
+    def create(spec: dict[str, Any], stdio: Any) -> Any:
+        return create_init(
+            spec, Path(cfg.bundle), container_id=cfg.id,
+            stdio=None if stdio is None else Stdio(*stdio),
+            rootfs_mounts=mounts, cgroup_path=cfg.cgroup_path or None,
+        )
+
+    return create
+
+
+def _start_creation(cfg: ShimConfig, create: Callable[..., Any] | None,
+                    helper: _Helper | None = None) -> tuple[_Helper, _Stdio]:
+    """Have the helper (``helper``, forked ahead, or one forked now) create the init; return
+    it and the shim's side of the init's stdio (pipes; with a tty, the pty master arrives
+    with the helper's first message)."""
+    helper = helper or _Helper(create)
+    stdio, child_fds, io = _make_stdio(cfg.tty, cfg.open_stdin)
+    try:
+        helper.create(cfg, stdio)
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+    return helper, io
+
+
+def _listen(state_dir: str) -> socket.socket:
+    """The control socket ``<state_dir>/shim.sock`` (mode 0600), listening."""
+    path = os.path.join(state_dir, "shim.sock")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    bind_unix(lsock, path)
+    os.chmod(path, 0o600)
+    lsock.listen(64)
+    return lsock
+
+
+def exec_native(cfg: ShimConfig, result_fd: int, binary: str,
+                create: Callable[..., Any] | None = None,
+                helper: _Helper | None = None) -> NoReturn:
+    """Become the native shim (called in the launcher's child; never returns).
+
+    Does the part that needs Python — fork the creation helper, make the stdio pipes, open
+    the log, bind the control socket, find the cgroup directories — and execve()s
+    ``binary`` with those file descriptors. The helper runs on (creating the init) while the
+    binary starts; the binary reports on ``result_fd`` once the helper reported. The child
+    subreaper attribute survives execve: when the helper exits, the init is reparented to
+    the binary, which reaps it. ``helper``: one forked ahead (then the caller is a child
+    subreaper already); ``create`` replaces ``create_init`` (tests)."""
+    _set_subreaper()
+    os.makedirs(cfg.state_dir, exist_ok=True)
+    log_fd = os.open(cfg.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    helper, io = _start_creation(cfg, create, helper)
+    lsock = _listen(cfg.state_dir)
+    fds = {"--listen-fd": lsock.fileno(), "--helper-fd": helper.chan.fileno(),
+           "--result-fd": result_fd, "--log-fd": log_fd}
+    for fd, stream in io.out.items():
+        fds["--stdout-fd" if stream == STDOUT else "--stderr-fd"] = fd
+    if io.stdin_fd >= 0:
+        fds["--stdin-fd"] = io.stdin_fd
+    argv = [binary, "--id", cfg.id, "--state-dir", cfg.state_dir,
+            "--start-timeout", repr(float(cfg.start_timeout))]
+    for name, fd in fds.items():
+        os.set_inheritable(fd, True)
+        argv += [name, str(fd)]
+    argv += [flag for flag, on in (("--tty", cfg.tty), ("--open-stdin", cfg.open_stdin),
+                                   ("--stdin-once", cfg.stdin_once)) if on]
+    if cfg.cgroup_path:
+        from dockyard.runtime.cgroups import open_cgroup
+
+        cg = open_cgroup(cfg.cgroup_path)
+        argv += ["--cgroup-path", cg.path]
+        for h in cg.hierarchies:
+            argv += ["--cgroup-mount", str(h.mount)]
+    os.execv(binary, argv)
+
+
 class Shim:
+    """The shim in Python (see the module docstring): ``setup()``, then ``run()``."""
+
     def __init__(self, cfg: ShimConfig, create: Callable[..., Any] | None = None,
-                 spawn_exec: Callable[..., Any] | None = None) -> None:
+                 helper: _Helper | None = None) -> None:
         self.cfg = cfg
         self._create = create
-        self._spawn_exec = spawn_exec
         self.sel = selectors.DefaultSelector()
-        self.helper: _Helper | None = None               # holds the init until "start"
-        self.helpers: set[int] = set()                   # helper pids, reaped and ignored
-        self.orphan_exits: dict[int, int] = {}           # exits of pids not (yet) known
+        self.helper: _Helper | None = helper             # holds the init until "start"
         self.pid = 0
         self.status = "created"
         self.exit_code: int | None = None
@@ -204,17 +382,12 @@ class Shim:
         self.error = ""
         self.conns: dict[int, _Conn] = {}
         self.io = _Stdio({}, -1, cfg.tty)                 # the init's stdio
-        self.owner: dict[int, _Stdio] = {}                 # fd -> whose stdio it is
-        self.execs: dict[str, _Exec] = {}
-        self.exec_by_pid: dict[int, _Exec] = {}
-        self.exec_by_io: dict[int, _Exec] = {}             # id(_Stdio) -> exec
         self.partial: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
         self.log_fd = -1
         self.masks: dict[int, int] = {}
         self.handlers: dict[int, Callable[[int, int], None]] = {}
         self.done_at = 0.0
         self.tokens = itertools.count(1)
-        self.start_timeout = START_TIMEOUT
 
     # --- selector bookkeeping -------------------------------------------------------
 
@@ -245,46 +418,10 @@ class Shim:
         """Create the init and the control socket; return the launcher's result message."""
         cfg = self.cfg
         os.makedirs(cfg.state_dir, exist_ok=True)
-        self.log_fd = os.open(cfg.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        with open(os.path.join(cfg.bundle, "config.json"), "rb") as f:
-            spec = json.load(f)
-        create = self._create
-        if create is None:
-            from dockyard.oci.mount import Mount
-            from dockyard.runtime.container import Stdio, create_init
-
-            mounts = [Mount.from_json(m) for m in cfg.rootfs_mounts]
-
-            def create(spec: dict[str, Any], stdio: Any) -> Any:
-                return create_init(
-                    spec, Path(cfg.bundle), container_id=cfg.id,
-                    stdio=None if stdio is None else Stdio(*stdio),
-                    rootfs_mounts=mounts, cgroup_path=cfg.cgroup_path or None,
-                )
-
-        stdio, child_fds, io = _make_stdio(cfg.tty, cfg.open_stdin)
-
-        def job(chan: socket.socket) -> None:
-            init = create(spec, stdio)
-            _send(chan, {"ok": True, "pid": init.pid},
-                  [init.pty_master] if init.pty_master is not None else [])
-            msg, _ = _recv(chan)
-            if msg.get("op") != "start":
-                init.kill()  # the shim gave up on this container
-                return
-            try:
-                init.start()
-            except Exception as exc:
-                _send(chan, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
-                return
-            _send(chan, {"ok": True})
-
-        try:
-            helper = _Helper(job)
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        self.helpers.add(helper.pid)
+        self.log_fd = os.open(cfg.log_path,
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        helper, io = _start_creation(cfg, self._create, self.helper)
+        self.helper = None
         msg, fds = helper.recv()
         if not msg.get("ok"):
             helper.close()
@@ -294,29 +431,13 @@ class Shim:
         if cfg.tty:
             io = _tty_stdio(fds[0], cfg.open_stdin)
         self.io = io
-        self._adopt(io)
-        self._listen()
-        self._write_status()
-        return {"ok": True, "pid": self.pid, "shim_pid": os.getpid()}
-
-    def _adopt(self, io: _Stdio) -> None:
         for fd in list(io.out) + ([io.stdin_fd] if io.stdin_fd >= 0 else []):
             os.set_blocking(fd, False)
-            self.owner[fd] = io
-
-    def _listen(self) -> None:
-        path = os.path.join(self.cfg.state_dir, "shim.sock")
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        bind_unix(lsock, path)
-        os.chmod(path, 0o600)
-        lsock.listen(64)
-        lsock.setblocking(False)
-        self.lsock = lsock
-        self._watch(lsock.fileno(), READ, self._on_accept)
+        self.lsock = _listen(cfg.state_dir)
+        self.lsock.setblocking(False)
+        self._watch(self.lsock.fileno(), READ, self._on_accept)
+        self._write_status()
+        return {"ok": True, "pid": self.pid, "shim_pid": os.getpid()}
 
     def _write_status(self) -> None:
         doc = {
@@ -326,7 +447,8 @@ class Shim:
         }
         # atomic, not fsync'd: it must survive the daemon's death (the page cache does);
         # after a power loss there is no container left to report on anyway
-        write_atomic(os.path.join(self.cfg.state_dir, "status.json"), json.dumps(doc), durable=False)
+        write_atomic(os.path.join(self.cfg.state_dir, "status.json"), json.dumps(doc),
+                     durable=False)
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -335,9 +457,10 @@ class Shim:
         signal.set_wakeup_fd(sig_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self._watch(sig_r, READ, self._on_signal)
-        self._update_io(self.io)
+        self._update_io()
         self._reap()  # the init may have died already
         created_at = time.monotonic()
+        gave_up = False
         while True:
             if self.status == "exited" and not self.io.out and self._idle():
                 break
@@ -346,24 +469,29 @@ class Shim:
                 timeout = max(0.0, self.done_at + LINGER - time.monotonic())
                 if timeout == 0.0:
                     break
-            elif self.status == "created":
+            elif self.status == "created" and not gave_up:
                 # the engine starts a container right after its shim is up; one that is
                 # still not started is orphaned (its daemon died in between): give it up
-                timeout = max(0.0, created_at + self.start_timeout - time.monotonic())
+                timeout = max(0.0, created_at + self.cfg.start_timeout - time.monotonic())
                 if timeout == 0.0:
                     self._give_up()
-                    timeout = None
+                    gave_up, timeout = True, None
             for key, mask in self.sel.select(timeout):
                 handler = self.handlers.get(key.fd)
                 if handler is not None:
                     handler(key.fd, mask)
 
-    def _give_up(self) -> None:
-        """End a container that was never started: the init is killed with its helper."""
-        self.error = "never started"
+    def _release_helper(self) -> None:
+        """Close the helper's socket: it kills the init it holds and exits (the init, now
+        ours, is reaped like any exit)."""
         if self.helper is not None:
-            self.helper.close()  # the helper kills the init it holds and exits
+            self.helper.close()
             self.helper = None
+
+    def _give_up(self) -> None:
+        """End a container that was never started."""
+        self.error = "never started"
+        self._release_helper()
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -389,6 +517,8 @@ class Shim:
         self._reap()
 
     def _reap(self) -> None:
+        """Reap every child that exited: the init, the helper, and orphans of the container
+        reparented to the shim (a subreaper). Only the init's status matters."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -396,23 +526,14 @@ class Shim:
                 return
             if pid == 0:
                 return
-            code = exit_status(status)
-            if pid in self.helpers:
-                self.helpers.discard(pid)
-            elif pid == self.pid and self.exit_code is None:
-                self.exit_code = code
-                self.finished_at = rfc3339nano(time.time_ns())
-                if not self.io.out:
-                    self._finish()
-            elif pid in self.exec_by_pid:
-                self._exec_exited(self.exec_by_pid.pop(pid), code)
-            else:  # a process we have not been told about yet (reparented early)
-                self.orphan_exits[pid] = code
+            if pid == self.pid and self.exit_code is None:
+                self._exited(exit_status(status))
 
-    def _exec_exited(self, ex: "_Exec", code: int) -> None:
-        ex.exit_code = code
-        if not ex.io.out:
-            self._finish_exec(ex)
+    def _exited(self, code: int) -> None:
+        self.exit_code = code
+        self.finished_at = rfc3339nano(time.time_ns())
+        if not self.io.out:
+            self._finish()
 
     def _finish(self) -> None:
         """The init has exited and its output is drained: record, answer, wind down."""
@@ -424,9 +545,7 @@ class Shim:
                 buf.clear()
         self.status = "exited"
         self._write_status()
-        if self.helper is not None:
-            self.helper.close()
-            self.helper = None
+        self._release_helper()
         reply = self._state()
         for conn in list(self.conns.values()):
             if conn.mode == "wait":
@@ -435,11 +554,7 @@ class Shim:
             elif conn.mode == "attach":
                 conn.mode, conn.closing = "done", True
                 self._flush(conn)
-        self._close_stdin(self.io)
-        for ex in list(self.execs.values()):  # the pid namespace is gone with its init
-            if not ex.done and ex.exit_code is None:
-                ex.exit_code = 137
-                self._finish_exec(ex)
+        self._close_stdin()
         self._cleanup_cgroup()  # after the answers: nobody waits on it
         self.done_at = time.monotonic()
 
@@ -460,11 +575,12 @@ class Shim:
         except Exception as exc:  # never let cleanup take the shim down before it answers
             print(f"shim {self.cfg.id[:12]}: cgroup cleanup: {exc}", flush=True)
 
-    # --- process stdio --------------------------------------------------------------------
+    # --- the container's stdio -------------------------------------------------------------
 
-    def _update_io(self, io: _Stdio) -> None:
+    def _update_io(self) -> None:
         """Wait for output unless paused by a lagging client, and for stdin-writable while
         stdin bytes are pending. A pty master is both."""
+        io = self.io
         for fd in io.out:
             want = 0 if io.paused else READ
             if fd == io.stdin_fd and io.stdin_buf:
@@ -474,16 +590,13 @@ class Shim:
             self._watch(io.stdin_fd, WRITE if io.stdin_buf else 0, self._on_io)
 
     def _on_io(self, fd: int, mask: int) -> None:
-        io = self.owner.get(fd)
-        if io is None:
-            return
-        if mask & WRITE:
-            self._drain_stdin(io)
-        if mask & READ and fd in io.out:
-            self._read_output(io, fd)
+        if mask & WRITE and fd == self.io.stdin_fd:
+            self._drain_stdin()
+        if mask & READ and fd in self.io.out:
+            self._read_output(fd)
 
-    def _read_output(self, io: _Stdio, fd: int) -> None:
-        stream = io.out[fd]
+    def _read_output(self, fd: int) -> None:
+        stream = self.io.out[fd]
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
@@ -493,49 +606,38 @@ class Shim:
                 raise
             data = b""
         if not data:
-            self._drop_fd(io, fd)
-            self._output_ended(io)
+            self._drop_output(fd)
+            if not self.io.out and self.exit_code is not None:
+                self._finish()
             return
-        if io is self.io:
-            self._log_chunk(stream, data)
-            self._broadcast(stream, data)
-        else:
-            self._to_exec_client(self.exec_by_io[id(io)], stream, data)
+        self._log_chunk(stream, data)
+        self._broadcast(stream, data)
 
-    def _drop_fd(self, io: _Stdio, fd: int) -> None:
+    def _drop_output(self, fd: int) -> None:
+        io = self.io
         self._unwatch(fd)
         io.out.pop(fd, None)
         if fd == io.stdin_fd:
             io.stdin_fd = -1
             io.stdin_buf.clear()
-        self.owner.pop(fd, None)
         os.close(fd)
 
-    def _output_ended(self, io: _Stdio) -> None:
-        if io.out:
-            return
-        if io is self.io:
-            if self.exit_code is not None:
-                self._finish()
-        else:
-            ex = self.exec_by_io[id(io)]
-            if ex.exit_code is not None:
-                self._finish_exec(ex)
-
     def _log_chunk(self, stream: int, data: bytes) -> None:
+        """Log each complete line, in pieces of at most 16 KiB as docker does (the last
+        piece ends with the newline); keep an unterminated shorter rest for later."""
         buf = self.partial[stream]
         buf += data
         start = 0
         while True:
             nl = buf.find(b"\n", start)
-            if nl < 0:
+            end = len(buf) if nl < 0 else nl + 1
+            if end - start >= MAX_LOG_LINE:
+                end = start + MAX_LOG_LINE
+            elif nl < 0:
                 break
-            self._log(stream, bytes(buf[start:nl + 1]))
-            start = nl + 1
+            self._log(stream, bytes(buf[start:end]))
+            start = end
         del buf[:start]
-        while len(buf) >= MAX_LOG_LINE:
-            self._log(stream, bytes(buf[:MAX_LOG_LINE]))
-            del buf[:MAX_LOG_LINE]
 
     def _log(self, stream: int, line: bytes) -> None:
         entry = json.dumps({
@@ -555,35 +657,22 @@ class Shim:
                 lagging = lagging or len(conn.outbuf) > HIGH_WATER
         if lagging and not self.io.paused:
             self.io.paused = True
-            self._update_io(self.io)
-
-    def _to_exec_client(self, ex: _Exec, stream: int, data: bytes) -> None:
-        conn = ex.conn
-        if conn is None or conn.mode != "exec" or not conn.streams[stream - 1]:
-            return  # detached, or the client is gone: the output is dropped
-        conn.outbuf += ex.io.frame(stream, data)
-        self._flush(conn)
-        if len(conn.outbuf) > HIGH_WATER and not ex.io.paused:
-            ex.io.paused = True
-            self._update_io(ex.io)
+            self._update_io()
 
     def _maybe_resume(self) -> None:
         if self.io.paused and not any(
                 len(c.outbuf) > LOW_WATER for c in self.conns.values() if c.mode == "attach"):
             self.io.paused = False
-            self._update_io(self.io)
-        for ex in self.execs.values():
-            if ex.io.paused and (ex.conn is None or len(ex.conn.outbuf) <= LOW_WATER):
-                ex.io.paused = False
-                self._update_io(ex.io)
+            self._update_io()
 
-    def _feed_stdin(self, io: _Stdio, data: bytes) -> None:
-        if io.stdin_fd < 0:
+    def _feed_stdin(self, data: bytes) -> None:
+        if self.io.stdin_fd < 0:
             return
-        io.stdin_buf += data
-        self._drain_stdin(io)
+        self.io.stdin_buf += data
+        self._drain_stdin()
 
-    def _drain_stdin(self, io: _Stdio) -> None:
+    def _drain_stdin(self) -> None:
+        io = self.io
         fd = io.stdin_fd
         if fd < 0:
             return
@@ -597,110 +686,27 @@ class Shim:
                 break
             del io.stdin_buf[:n]
         if not io.stdin_buf and io.stdin_close_pending:
-            self._close_stdin(io)
+            self._close_stdin()
             return
-        self._update_io(io)
+        self._update_io()
         for conn in list(self.conns.values()):
-            if conn.stdin and conn.mode in ("attach", "exec"):
+            if conn.stdin and conn.mode == "attach":
                 self._update_mask(conn)
 
-    def _close_stdin(self, io: _Stdio, now: bool = False) -> None:
-        """End the process's stdin once pending bytes are written (a pipe is closed; a pty,
-        shared with the output, is left alone)."""
+    def _close_stdin(self, now: bool = False) -> None:
+        """End the container's stdin once pending bytes are written (a pipe is closed; a
+        pty, shared with the output, is left alone)."""
+        io = self.io
         fd = io.stdin_fd
-        if fd < 0:
-            return
-        if fd in io.out:
+        if fd < 0 or fd in io.out:
             return
         if io.stdin_buf and not now:
             io.stdin_close_pending = True
             return
         self._unwatch(fd)
-        self.owner.pop(fd, None)
         os.close(fd)
         io.stdin_fd = -1
         io.stdin_buf.clear()
-
-    # --- exec sessions ---------------------------------------------------------------------
-
-    def _exec(self, conn: _Conn, req: dict[str, Any]) -> dict[str, Any]:
-        eid = str(req.get("id") or "")
-        if not eid or eid in self.execs:
-            return {"ok": False, "error": f"invalid exec id: {eid!r}", "kind": "InvalidArgument"}
-        if self.status != "running":
-            return {"ok": False, "error": f"container {self.cfg.id} is not running", "kind": "Conflict"}
-        tty = bool(req.get("tty"))
-        detach = bool(req.get("detach"))
-        want_stdin = bool(req.get("stdin")) and not detach
-        process = dict(req.get("process") or {})
-        process["terminal"] = tty
-        stdio, child_fds, io = _make_stdio(tty, want_stdin, discard=detach)
-        spawn = self._spawn_exec
-        if spawn is None:
-            from dockyard.runtime.container import Stdio, exec_process
-
-            def spawn(process: dict[str, Any], stdio: Any, user: str | None) -> Any:
-                return exec_process(self.pid, process, stdio=None if stdio is None else Stdio(*stdio),
-                                    cgroup_path=self.cfg.cgroup_path or None, user=user)
-        # Spawned by the shim itself, not a helper: an exec is on the latency path (the
-        # creation's helper saves memory once per shim; here it would cost a fork per exec)
-        try:
-            proc = spawn(process, stdio, req.get("user") or None)
-        except Exception as exc:
-            if io.stdin_fd >= 0:
-                os.close(io.stdin_fd)
-            for fd in io.out:
-                os.close(fd)
-            return {"ok": False, "error": str(exc), "kind": type(exc).__name__}
-        finally:
-            for fd in child_fds:
-                os.close(fd)
-        pid = proc.pid
-        fds = [proc.pty_master] if proc.pty_master is not None else []
-        if tty:  # a detached tty exec's output is read and dropped, so it never blocks
-            io = _tty_stdio(fds[0], want_stdin)
-        ex = _Exec(eid, pid, io, None if detach else conn)
-        self.execs[eid] = ex
-        self.exec_by_io[id(io)] = ex
-        self._adopt(io)
-        self._update_io(io)
-        if pid in self.orphan_exits:
-            self._exec_exited(ex, self.orphan_exits.pop(pid))
-        else:
-            self.exec_by_pid[pid] = ex
-        self._reap()  # it may be gone already
-        return {"ok": True, "pid": pid}
-
-    def _finish_exec(self, ex: _Exec) -> None:
-        if ex.done:
-            return
-        ex.done = True
-        for fd in list(ex.io.out):
-            self._drop_fd(ex.io, fd)
-        self._close_stdin(ex.io, now=True)
-        reply = {"ok": True, "exit_code": ex.exit_code}
-        for w in ex.waiters:
-            self._reply(w, reply)
-            w.mode, w.closing = "done", True
-        ex.waiters.clear()
-        if ex.conn is not None and ex.conn.mode == "exec":
-            ex.conn.mode, ex.conn.closing = "done", True
-            self._flush(ex.conn)
-        self.exec_by_io.pop(id(ex.io), None)
-
-    def _exec_client_gone(self, ex: _Exec) -> None:
-        """The exec's client hung up mid-session: like a closed terminal, the process gets
-        SIGHUP (its pty is closed); a pipe-fed process sees the end of its stdin."""
-        ex.conn = None
-        if ex.io.tty:
-            for fd in list(ex.io.out):
-                self._drop_fd(ex.io, fd)
-            try:
-                os.kill(ex.pid, signal.SIGHUP)
-            except ProcessLookupError:
-                pass
-        else:
-            self._close_stdin(ex.io, now=True)
 
     # --- clients ---------------------------------------------------------------------------
 
@@ -737,12 +743,7 @@ class Shim:
             return
         if conn.mode == "attach":
             if conn.stdin:
-                self._feed_stdin(self.io, data)
-            return
-        if conn.mode == "exec":
-            ex = self.execs.get(conn.exec_id)
-            if ex is not None and conn.stdin:
-                self._feed_stdin(ex.io, data)
+                self._feed_stdin(data)
             return
         if conn.mode:
             return
@@ -750,7 +751,8 @@ class Shim:
         nl = conn.inbuf.find(b"\n")
         if nl < 0:
             if len(conn.inbuf) > 65536:
-                self._reply(conn, {"ok": False, "error": "request too long"})
+                self._reply(conn, {"ok": False, "error": "request too long",
+                                   "kind": "InvalidArgument"})
                 conn.mode, conn.closing = "done", True
             return
         line, rest = bytes(conn.inbuf[:nl]), bytes(conn.inbuf[nl + 1:])
@@ -758,36 +760,22 @@ class Shim:
         try:
             self._dispatch(conn, json.loads(line))
         except Exception as exc:  # a bad request must not take the shim down
-            self._reply(conn, {"ok": False, "error": str(exc), "kind": type(exc).__name__})
+            self._reply(conn, {"ok": False, "error": f"invalid request: {exc}",
+                               "kind": "InvalidArgument"})
             conn.mode, conn.closing = "done", True
-        if rest and conn.stdin:
-            if conn.mode == "attach":
-                self._feed_stdin(self.io, rest)
-            elif conn.mode == "exec" and conn.exec_id in self.execs:
-                self._feed_stdin(self.execs[conn.exec_id].io, rest)
+        if rest and conn.stdin and conn.mode == "attach":
+            self._feed_stdin(rest)
 
     def _conn_eof(self, conn: _Conn) -> None:
         conn.eof = True
         if conn.mode == "attach":
             # the client's stdin ended (a half-close); output flows until the exit
             if conn.stdin and self.cfg.stdin_once and not conn.detached:
-                self._close_stdin(self.io)
+                self._close_stdin()
             if conn.detached:
                 self._close(conn)
             else:
                 self._update_mask(conn)
-        elif conn.mode == "exec":
-            ex = self.execs.get(conn.exec_id)
-            if conn.detached:
-                self._close(conn)
-                return
-            if ex is not None and not ex.done and conn.stdin:
-                if ex.io.tty:
-                    # a terminal session has no half-close: its client hung up
-                    self._close(conn)
-                    return
-                self._close_stdin(ex.io)
-            self._update_mask(conn)
         elif conn.mode == "done" and conn.outbuf:
             conn.closing = True
             self._update_mask(conn)
@@ -795,23 +783,25 @@ class Shim:
             self._close(conn)  # a waiter or a caller that hung up is gone
 
     def _dispatch(self, conn: _Conn, req: dict[str, Any]) -> None:
+        if not isinstance(req, dict):
+            raise ValueError("not a JSON object")
         op = req.get("op")
-        one_shot = True
         if op == "state":
             reply = self._state()
         elif op == "start":
             reply = self._start()
         elif op == "wait":
-            if self.status == "exited":
-                reply = self._state()
-            else:
-                conn.mode, one_shot = "wait", False
+            if self.status != "exited":
+                conn.mode = "wait"  # answered by _finish
+                return
+            reply = self._state()
         elif op == "attach":
             conn.streams = (bool(req.get("stdout", True)), bool(req.get("stderr", True)))
             conn.stdin = bool(req.get("stdin")) and self.io.stdin_fd >= 0
             self._reply(conn, {"ok": True, "token": conn.token})
             if self.status == "exited":
                 conn.mode, conn.closing = "done", True
+                self._flush(conn)
             else:
                 conn.mode = "attach"
             return
@@ -822,35 +812,11 @@ class Shim:
         elif op == "resize":
             reply = self._resize(str(req.get("exec") or ""), int(req.get("height", 0)),
                                  int(req.get("width", 0)))
-        elif op == "exec":
-            reply = self._exec(conn, req)
-            if reply.get("ok") and not req.get("detach"):
-                conn.mode, one_shot = "exec", False
-                conn.exec_id = str(req["id"])
-                conn.streams = (bool(req.get("stdout", True)), bool(req.get("stderr", True)))
-                conn.stdin = bool(req.get("stdin"))
-                reply["token"] = conn.token
-                self._reply(conn, reply)
-                ex = self.execs[conn.exec_id]
-                if ex.done:
-                    conn.mode, conn.closing = "done", True
-                    self._flush(conn)
-                return
-        elif op == "exec_wait":
-            ex = self.execs.get(str(req.get("id")))
-            if ex is None:
-                reply = {"ok": False, "error": f"no such exec: {req.get('id')}", "kind": "NotFound"}
-            elif ex.done:
-                reply = {"ok": True, "exit_code": ex.exit_code}
-            else:
-                ex.waiters.append(conn)
-                conn.mode, one_shot = "exec_wait", False
         else:
             reply = {"ok": False, "error": f"unknown op: {op!r}", "kind": "InvalidArgument"}
-        if one_shot:
-            self._reply(conn, reply)
-            conn.mode, conn.closing = "done", True
-            self._flush(conn)
+        self._reply(conn, reply)
+        conn.mode, conn.closing = "done", True
+        self._flush(conn)
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -873,7 +839,10 @@ class Shim:
         finally:
             helper.close()
         if not msg.get("ok"):
+            # the init is gone (the helper reaped it): the container ends here
             self.error = str(msg.get("error"))
+            if self.exit_code is None:
+                self._exited(255)
             return {"ok": False, "error": self.error, "kind": msg.get("kind", "Internal")}
         self.status = "running"
         self.started_at = rfc3339nano(time.time_ns())
@@ -881,10 +850,10 @@ class Shim:
         return self._state()
 
     def _detach(self, token: int) -> dict[str, Any]:
-        """Mark an attach or exec session as detaching: its coming hang-up neither ends the
-        container's stdin nor hangs up an exec'd process, which keeps running."""
+        """Mark an attach session as detaching: its coming hang-up does not end the
+        container's stdin."""
         for conn in self.conns.values():
-            if conn.token == token and conn.mode in ("attach", "exec"):
+            if conn.token == token and conn.mode == "attach":
                 conn.detached = True
                 return {"ok": True}
         return {"ok": False, "error": f"no session {token}", "kind": "NotFound"}
@@ -903,18 +872,14 @@ class Shim:
             os.kill(self.pid, sig)
         except ProcessLookupError:
             return {"ok": False, "error": "container not running", "kind": "Conflict"}
+        if sig == signal.SIGKILL and self.status == "created":
+            self._release_helper()  # the init is the helper's child until the helper exits
         return {"ok": True}
 
     def _resize(self, exec_id: str, height: int, width: int) -> dict[str, Any]:
         if exec_id:
-            ex = self.execs.get(exec_id)
-            if ex is None:
-                return {"ok": False, "error": f"no such exec: {exec_id}", "kind": "NotFound"}
-            if ex.done:
-                return {"ok": False, "error": f"exec {exec_id} has exited", "kind": "Conflict"}
-            io = ex.io
-        else:
-            io = self.io
+            return {"ok": False, "error": f"no such exec: {exec_id}", "kind": "NotFound"}
+        io = self.io
         if not io.tty or not io.out:
             return {"ok": False, "error": "no tty to resize", "kind": "Conflict"}
         fd = next(iter(io.out))
@@ -949,32 +914,22 @@ class Shim:
         want = 0 if conn.eof else READ
         if conn.outbuf:
             want |= WRITE
-        if conn.stdin and conn.mode in ("attach", "exec"):
-            io = self.io if conn.mode == "attach" else (
-                self.execs[conn.exec_id].io if conn.exec_id in self.execs else None)
-            if io is not None and len(io.stdin_buf) > HIGH_WATER:
-                want &= ~READ
+        if conn.stdin and conn.mode == "attach" and len(self.io.stdin_buf) > HIGH_WATER:
+            want &= ~READ
         self._watch(fd, want, self._on_conn)
 
     def _close(self, conn: _Conn) -> None:
         fd = conn.sock.fileno()
-        mode = conn.mode
         if fd >= 0:
             self._unwatch(fd)
             self.conns.pop(fd, None)
         conn.sock.close()
         conn.mode = "done"
-        if mode == "exec":
-            ex = self.execs.get(conn.exec_id)
-            if ex is not None and not ex.done:
-                if conn.detached:
-                    ex.conn = None  # it runs on; its output is dropped
-                else:
-                    self._exec_client_gone(ex)
         self._maybe_resume()
 
 
-def _make_stdio(tty: bool, stdin: bool, discard: bool = False) -> tuple[tuple[int, int, int] | None, list[int], _Stdio]:
+def _make_stdio(tty: bool, stdin: bool, discard: bool = False
+                ) -> tuple[tuple[int, int, int] | None, list[int], _Stdio]:
     """Pipes for a process without a tty: (its fds 0-2, fds to close after the fork, ours).
     With a tty the runtime makes the pty; nothing to do here. ``discard`` (a detached exec):
     output to /dev/null."""
@@ -1001,10 +956,13 @@ def _tty_stdio(master: int, stdin: bool) -> _Stdio:
     return _Stdio({master: STDOUT}, master if stdin else -1, True)
 
 
-def main(cfg: dict[str, Any], result_fd: int) -> int:
-    """Entry point in the forked shim process (called by the launcher's child)."""
-    shim = Shim(ShimConfig.from_json(cfg))
+def main(cfg: dict[str, Any], result_fd: int, create: Callable[..., Any] | None = None,
+         helper: _Helper | None = None) -> int:
+    """Entry point of the Python shim in the forked process (called by the launcher's
+    child): set up, report on ``result_fd``, serve. ``helper``: one forked ahead;
+    ``create`` replaces ``create_init`` (tests)."""
     _set_subreaper()
+    shim = Shim(ShimConfig.from_json(cfg), create=create, helper=helper)
     try:
         result = shim.setup()
     except Exception as exc:
@@ -1022,10 +980,9 @@ def main(cfg: dict[str, Any], result_fd: int) -> int:
 
 
 def _set_subreaper() -> None:
-    try:
-        import ctypes
+    from dockyard.linux.caps import set_child_subreaper
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    try:
+        set_child_subreaper(True)
     except OSError:
         pass

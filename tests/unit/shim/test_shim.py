@@ -1,8 +1,11 @@
-"""The shim's protocol and stdio handling, with a fake spawner (plain fork+exec, no
-namespaces), so it runs without root. The real runtime is covered by the e2e tests."""
+"""The container shim's protocol and stdio handling, run against both builds: the Python
+``Shim`` and the native ``dockyard-shim`` (started as the launcher starts it, through
+``shim.exec_native``). The init is a fake (a plain fork+exec, no namespaces), so this runs
+without root; the real runtime is covered by tests/integration/shim and the e2e tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +18,19 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtime.shim import Shim, ShimConfig, _set_subreaper, exit_status
+from dockyard.runtime.shim import ShimConfig, exec_native, exit_status, native_binary
+from dockyard.runtime.shim import main as shim_main
+
+NATIVE = native_binary()  # None when dockyard-shim is not built
+IMPLS = ["python", "native"]
+
+
+def require_native() -> str:
+    if NATIVE is None:
+        if os.environ.get("DOCKYARD_REQUIRE_ROOT") == "1":  # CI (make test) builds it
+            pytest.fail("dockyard-shim is not built (make venv)")
+        pytest.skip("dockyard-shim is not built (make venv)")
+    return NATIVE
 
 
 class FakeInit:
@@ -39,71 +54,82 @@ class FakeInit:
         os.write(self._go_w, b"x")
         os.close(self._go_w)
 
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
 
 def fake_create(spec: dict[str, Any], stdio: tuple[int, int, int]) -> FakeInit:
     return FakeInit(spec["process"]["args"], stdio)
 
 
-class FakeExec:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.pty_master = None
-
-
-def fake_exec(process: dict[str, Any], stdio: tuple[int, int, int], user: str | None) -> FakeExec:
+def run_shim_process(impl: str, cfg: ShimConfig,
+                     create: Any = fake_create) -> tuple[int, dict[str, Any]]:
+    """Start a shim for ``cfg`` in a child process, as the launcher does; (its pid, its
+    set-up result)."""
+    binary = require_native() if impl == "native" else None
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        for i, fd in enumerate(stdio):
-            os.dup2(fd, i)
+        code = 1
         try:
-            os.execvp(process["args"][0], process["args"])
+            os.close(r)
+            if binary:
+                exec_native(cfg, w, binary, create=create)  # never returns
+            code = shim_main(dataclasses.asdict(cfg), w, create=create)
         finally:
-            os._exit(127)
-    return FakeExec(pid)
+            os._exit(code)
+    os.close(w)
+    data = b""
+    while not data.endswith(b"\n") and (chunk := os.read(r, 4096)):  # the helper has the
+        data += chunk                                                  # pipe too: no EOF
+    os.close(r)
+    return pid, json.loads(data)
+
+
+def stop_shim_process(pid: int, state: Path) -> None:
+    """Kill the shim and its init (a test that failed half-way leaves them running)."""
+    try:
+        init = json.loads((state / "status.json").read_text())["pid"]
+        if init:
+            os.kill(init, signal.SIGKILL)
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+@pytest.fixture(params=IMPLS)
+def impl(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def run_shim(tmp_path: Path) -> Iterator[Any]:
-    pids: list[int] = []
+def run_shim(tmp_path: Path, impl: str) -> Iterator[Any]:
+    started: list[tuple[int, Path]] = []
 
-    def start(args: list[str], **cfg: Any) -> tuple[Path, Path]:
+    def start(args: list[str], create: Any = fake_create, **cfg: Any) -> tuple[Path, Path]:
         bundle = tmp_path / "bundle"
         bundle.mkdir(exist_ok=True)
         (bundle / "config.json").write_text(json.dumps({"process": {"args": args}}))
         state = tmp_path / "state"
         log = tmp_path / "ctr-json.log"
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            try:
-                _set_subreaper()  # as main() does: what the helper forks is reparented here
-                start_timeout = cfg.pop("start_timeout", None)
-                shim = Shim(ShimConfig(id="c1", bundle=str(bundle), state_dir=str(state),
-                                       log_path=str(log), **cfg), create=fake_create,
-                            spawn_exec=fake_exec)
-                if start_timeout is not None:
-                    shim.start_timeout = start_timeout
-                os.write(w, json.dumps(shim.setup()).encode() + b"\n")
-                os.close(w)
-                shim.run()
-                shim.close()
-            finally:
-                os._exit(0)
-        os.close(w)
-        result = json.loads(os.read(r, 4096))
-        os.close(r)
+        pid, result = run_shim_process(impl, ShimConfig(
+            id="c1", bundle=str(bundle), state_dir=str(state), log_path=str(log), **cfg),
+            create=create)
+        started.append((pid, state))
         assert result["ok"], result
-        pids.append(pid)
+        assert result["shim_pid"] == pid and result["pid"] > 0
         return state, log
 
     yield start
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
+    for pid, state in started:
+        stop_shim_process(pid, state)
 
 
 _OPEN: list[socket.socket] = []
@@ -224,48 +250,6 @@ def test_bad_request_keeps_shim_alive(run_shim: Any) -> None:
     assert readline(w)["exit_code"] == 0
 
 
-def test_exec_session_streams_and_reports_its_exit_code(run_shim: Any) -> None:
-    state, log = run_shim(["sleep", "30"])
-    call(state, {"op": "start"})
-    s, reply = call(state, {"op": "exec", "id": "e1", "process": {"args": ["sh", "-c", "echo x; echo y >&2; exit 4"]},
-                            "stdout": True, "stderr": True})
-    assert reply["ok"] and reply["pid"] > 0
-    w = connect(state)
-    w.sendall(b'{"op":"exec_wait","id":"e1"}\n')
-    frames = read_frames(s)
-    assert (1, b"x\n") in frames and (2, b"y\n") in frames
-    assert readline(w) == {"ok": True, "exit_code": 4}
-    _, again = call(state, {"op": "exec_wait", "id": "e1"})   # remembered after the end
-    assert again == {"ok": True, "exit_code": 4}
-    assert "x" not in log.read_text()                        # exec output is not logged
-    _, dup = call(state, {"op": "exec", "id": "e1", "process": {"args": ["true"]}})
-    assert dup["ok"] is False
-    _, nope = call(state, {"op": "exec_wait", "id": "nope"})
-    assert nope["kind"] == "NotFound"
-    _, r = call(state, {"op": "resize", "exec": "e1", "height": 10, "width": 10})
-    assert r["ok"] is False and r["kind"] == "Conflict"
-    call(state, {"op": "kill", "signal": 9})
-
-
-def test_exec_stdin_and_client_hangup(run_shim: Any) -> None:
-    state, _ = run_shim(["sleep", "30"])
-    call(state, {"op": "start"})
-    s, reply = call(state, {"op": "exec", "id": "cat", "process": {"args": ["cat"]},
-                            "stdin": True, "stdout": True, "stderr": True})
-    assert reply["ok"]
-    s.sendall(b"hello\n")
-    s.shutdown(socket.SHUT_WR)
-    assert read_frames(s) == [(1, b"hello\n")]
-    # a client that hangs up mid-session ends the process's stdin
-    s2, reply = call(state, {"op": "exec", "id": "cat2", "process": {"args": ["cat"]},
-                             "stdin": True, "stdout": True, "stderr": True})
-    w = connect(state)
-    w.sendall(b'{"op":"exec_wait","id":"cat2"}\n')
-    s2.close()
-    assert readline(w) == {"ok": True, "exit_code": 0}
-    call(state, {"op": "kill", "signal": 9})
-
-
 def test_detach_keeps_stdin_open(run_shim: Any) -> None:
     state, _ = run_shim(["sh", "-c", "read a; echo got $a"], open_stdin=True, stdin_once=True)
     att, reply = call(state, {"op": "attach", "stdin": True, "stdout": True, "stderr": True})
@@ -304,3 +288,152 @@ def test_a_container_never_started_is_given_up(run_shim: Any) -> None:
     assert not (state / "shim.sock").exists()
     status = json.loads((state / "status.json").read_text())
     assert status["status"] == "exited" and status["exit_code"] == 137
+
+
+def wait_gone(state: Path, timeout: float = 10) -> dict[str, Any]:
+    """Wait for the shim to wind down (its socket removed); its last status."""
+    deadline = time.monotonic() + timeout
+    while (state / "shim.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not (state / "shim.sock").exists()
+    return dict(json.loads((state / "status.json").read_text()))
+
+
+def log_entries(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in log.read_text().splitlines()]
+
+
+def test_long_lines_are_split_and_bad_utf8_replaced(run_shim: Any) -> None:
+    state, log = run_shim(["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' a; echo; "
+                                       "printf '\\377\\376 ok \\342\\202\\n\\342\\202\\254\\n'"])
+    w = connect(state)
+    w.sendall(b'{"op":"wait"}\n')
+    call(state, {"op": "start"})
+    assert readline(w)["exit_code"] == 0
+    logged = [e["log"] for e in log_entries(log)]
+    assert [len(x) for x in logged[:3]] == [16384, 16384, 40000 - 2 * 16384 + 1]
+    assert "".join(logged[:3]) == "a" * 40000 + "\n"
+    # Python's errors="replace": one U+FFFD per maximal invalid sequence
+    assert logged[3:] == ["\ufffd\ufffd ok \ufffd\n", "\u20ac\n"]
+
+
+def test_tty(run_shim: Any) -> None:
+    """With a tty the pty master is both the output (raw bytes, no frames) and stdin;
+    resize sets its window size."""
+    state, log = run_shim(["sh", "-c", "read a; stty size; echo got $a"], create=fake_tty_create,
+                          tty=True, open_stdin=True)
+    att, _ = call(state, {"op": "attach", "stdin": True, "stdout": True, "stderr": True})
+    w = connect(state)
+    w.sendall(b'{"op":"wait"}\n')
+    _, r = call(state, {"op": "resize", "height": 33, "width": 77})
+    assert r == {"ok": True}
+    _, r = call(state, {"op": "resize", "exec": "nope", "height": 1, "width": 1})
+    assert r["ok"] is False and r["kind"] == "NotFound"  # exec sessions have shims of their own
+    call(state, {"op": "start"})
+    att.sendall(b"x\n")
+    out = b""
+    while chunk := att.recv(4096):
+        out += chunk
+    assert b"33 77\r\n" in out and b"got x\r\n" in out  # raw bytes, the tty's CRLF
+    assert readline(w)["exit_code"] == 0
+    assert "got x\r\n" in [e["log"] for e in log_entries(log)]
+
+
+def test_backpressure_from_a_lagging_client(run_shim: Any) -> None:
+    """An attach client that does not read makes the shim stop reading the container, so
+    the log stops growing; once the client reads, everything flows."""
+    total = 8 << 20
+    state, log = run_shim(["sh", "-c", f"head -c {total} /dev/zero"])
+    lag, _ = call(state, {"op": "attach", "stdout": True, "stderr": True})
+    lag.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    w = connect(state)
+    w.sendall(b'{"op":"wait"}\n')
+    call(state, {"op": "start"})
+    time.sleep(1.0)
+    assert log.stat().st_size < total  # paused at about 1 MiB (+ socket buffers)
+    got = sum(len(d) for stream, d in read_frames(lag))
+    assert got == total
+    assert readline(w)["exit_code"] == 0
+    assert sum(len(e["log"]) for e in log_entries(log)) == total
+
+
+def test_kill_before_start_ends_the_container_at_once(run_shim: Any) -> None:
+    """The engine kills a container whose start failed or that a dead daemon left created:
+    the helper holding the init is let go, so the shim need not wait for its start timeout."""
+    state, _ = run_shim(["sleep", "30"])
+    _, r = call(state, {"op": "kill", "signal": 9})
+    assert r == {"ok": True}
+    assert wait_gone(state)["exit_code"] == 137
+
+
+class FailingStart(FakeInit):
+    def start(self) -> None:
+        self.kill()
+        os.waitpid(self.pid, 0)  # as InitProcess.start does after ExecFailed
+        raise RuntimeError('exec: "nosuch": executable file not found in $PATH')
+
+
+def test_a_failed_start_ends_the_container(run_shim: Any) -> None:
+    state, _ = run_shim(["sleep", "30"], create=lambda spec, stdio: FailingStart(
+        spec["process"]["args"], stdio))
+    _, r = call(state, {"op": "start"})
+    assert r["ok"] is False and "executable file not found" in r["error"]
+    assert r["kind"] == "RuntimeError"
+    st = wait_gone(state)
+    assert st["status"] == "exited" and "executable file not found" in st["error"]
+
+
+def test_creation_failure_is_reported(impl: str, tmp_path: Path) -> None:
+    def broken(spec: dict[str, Any], stdio: Any) -> Any:
+        raise ValueError("no such rootfs")
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text("{}")
+    pid, result = run_shim_process(impl, ShimConfig(
+        id="c1", bundle=str(bundle), state_dir=str(tmp_path / "state"),
+        log_path=str(tmp_path / "log")), create=broken)
+    _, status = os.waitpid(pid, 0)
+    assert result == {"ok": False, "error": "no such rootfs", "kind": "ValueError"}
+    assert os.WEXITSTATUS(status) == 1
+    assert not (tmp_path / "state" / "shim.sock").exists()
+
+
+class FakeTtyInit(FakeInit):
+    """A fake init on a pty: the slave is its stdio and controlling terminal."""
+
+    def __init__(self, args: list[str], stdio: Any) -> None:
+        master, slave = os.openpty()
+        super().__init__(["sh", "-c", 'exec "$@"', "sh", *args], (slave, slave, slave))
+        os.close(slave)
+        self.pty_master = master
+
+
+def fake_tty_create(spec: dict[str, Any], stdio: Any) -> FakeTtyInit:
+    assert stdio is None  # with a tty, the runtime makes the pty
+    return FakeTtyInit(spec["process"]["args"], stdio)
+
+
+@pytest.mark.parametrize("line", [
+    b'{"op":"state","x":{"a":1}}', b'{"op":["state"]}', b"[1, 2]", b'"state"', b"{}",
+    b'{"op":"state",}', b'{"op":"state"} trailing', b'{"op":1}', b'{"op":"\\ud800"}',
+    b'{"op":"state","s":"\x01"}',
+])
+def test_malformed_requests_are_refused(run_shim: Any, impl: str, line: bytes) -> None:
+    """Requests are flat JSON objects: anything else gets an error reply, and the shim
+    serves on. (The Python shim ignores a nested value in a field it does not read.)"""
+    state, _ = run_shim(["true"])
+    s = connect(state)
+    s.sendall(line + b"\n")
+    reply = readline(s)
+    if impl == "python" and line == b'{"op":"state","x":{"a":1}}':
+        assert reply["ok"] is True
+    else:
+        assert reply["ok"] is False and reply["error"]
+    s2, st = call(state, {"op": "st\u0061te", "pad": "\u00e9\U0001F600", "n": -1.5e3,
+                          "b": True, "z": None})
+    assert st["ok"] is True and st["status"] == "created"
+    big = connect(state)
+    big.sendall(b'{"op":"' + b"x" * 70000)
+    assert readline(big) == {"ok": False, "error": "request too long", "kind": "InvalidArgument"}
+    call(state, {"op": "kill", "signal": 9})

@@ -1,0 +1,242 @@
+"""Both container shims (Python and native) and the exec shim with the real runtime, as
+root: containers made by ``create_init`` in namespaces and cgroups, driven through the
+daemon's own clients (``Launcher``, ``ShimClient``), and the clean-up of the container's
+cgroups (what is left in them is killed, the directories removed, the parent pruned)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import struct
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.oci.mount import Mount
+from dockyard.oci.runtime_spec import default_process, default_spec
+from dockyard.runtime.cgroups import discover, open_cgroup
+from dockyard.runtime.shim import ShimConfig
+from dockyard.runtime.shimclient import Launcher, ShimClient
+from tests.unit.shim.test_shim import (
+    FakeInit,
+    call,
+    connect,
+    readline,
+    require_native,
+    run_shim_process,
+    stop_shim_process,
+)
+
+IMPLS = ["python", "native"]
+
+
+def cgroup_dirs(path: str) -> list[Path]:
+    """The directories of cgroup ``path`` (and of its ancestors) that exist."""
+    _, hs = discover()
+    out = []
+    for h in hs:
+        p = h.mount / path.lstrip("/")
+        while p != h.mount:
+            if p.is_dir():
+                out.append(p)
+            p = p.parent
+    return out
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter (R, S, T, ...); "" when it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+    return "" if st in ("Z", "X") else st
+
+
+def alive(pid: int) -> bool:
+    return state_of(pid) != ""
+
+
+def wait_for(cond: Any, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def frames(data: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    while data:
+        stream, n = struct.unpack(">BxxxI", data[:8])
+        out.append((stream, data[8:8 + n]))
+        data = data[8 + n:]
+    return out
+
+
+@pytest.fixture
+def container(tmp_path: Path, busybox_rootfs: Path) -> Any:
+    """``container(args, **cfg) -> ShimConfig``: a bundle over the busybox rootfs and a
+    unique cgroup parent (``/dockyard-test-<hex>``), removed at the end if anything is left."""
+    parents: list[str] = []
+
+    def make(args: list[str], **cfg: Any) -> ShimConfig:
+        cid = uuid.uuid4().hex * 2
+        parent = f"/dockyard-test-{uuid.uuid4().hex[:12]}"
+        parents.append(parent)
+        bundle = tmp_path / "bundle"
+        for sub in ("rootfs", "upper", "work"):
+            (bundle / sub).mkdir(parents=True, exist_ok=True)
+        spec = default_spec(args, cgroups_path=f"{parent}/{cid}", terminal=cfg.get("tty", False))
+        (bundle / "config.json").write_text(json.dumps(spec))
+        overlay = Mount("overlay", "overlay", (f"lowerdir={busybox_rootfs}",
+                                               f"upperdir={bundle / 'upper'}",
+                                               f"workdir={bundle / 'work'}"))
+        return ShimConfig(id=cid, bundle=str(bundle), state_dir=str(tmp_path / "s" / cid[:12]),
+                          log_path=str(tmp_path / "ctr.log"), rootfs_mounts=[overlay.to_json()],
+                          cgroup_path=f"{parent}/{cid}", **cfg)
+
+    yield make
+    _, hs = discover()
+    for parent in parents:                      # what a failed test left: kill, rmdir
+        for h in hs:
+            top = h.mount / parent.lstrip("/")
+            if not top.is_dir():
+                continue
+            for d in sorted(top.glob("**/"), key=lambda p: -len(p.parts)):
+                for pid in (d / "cgroup.procs").read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+                wait_for(lambda d=d: _rmdir(d), 5)
+
+
+def _rmdir(d: Path) -> bool:
+    try:
+        d.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+async def _exec(launcher: Launcher, init_pid: int, cgroup_path: str, args: list[str],
+                **cfg: Any) -> tuple[int, bytes]:
+    """Run ``args`` in the container through an exec shim: (exit code, output bytes)."""
+    config = {"id": "e1", "init_pid": init_pid, "cgroup_path": cgroup_path,
+              "process": default_process(args, terminal=bool(cfg.get("tty"))), **cfg}
+    session = await launcher.exec(config, stream=True)
+    assert session.stream is not None and session.pid > 0
+    if cfg.get("tty"):
+        assert await session.call("resize", height=11, width=22) == {"ok": True}
+        session.stream.writer.write(b"go\n")  # the process reads it after the resize
+    else:
+        session.stream.writer.write_eof()
+    out = await asyncio.wait_for(session.stream.reader.read(), 20)
+    session.stream.writer.close()
+    return await asyncio.wait_for(session.wait(), 20), out
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_container_through_the_launcher(impl: str, container: Any) -> None:
+    if impl == "native":
+        require_native()
+    cfg = container(["sh", "-c", "echo out; echo err >&2; read line; echo got $line; exit 7"],
+                    open_stdin=True, stdin_once=True)
+
+    async def scenario() -> dict[str, Any]:
+        launcher = Launcher(shim=impl)
+        await launcher.start()
+        try:
+            res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            assert res["pid"] > 0 and res["shim_pid"] > 0
+            status = json.loads((Path(cfg.state_dir) / "status.json").read_text())
+            assert status["shim_pid"] == res["shim_pid"] and status["status"] == "created"
+            shim = ShimClient(cfg.state_dir)
+            waiter = await shim.open_wait()
+            stream = await shim.attach(True, True, True)
+            started = await shim.call("start")
+            assert started["status"] == "running" and started["pid"] == res["pid"]
+            # exec sessions, beside the running container: pipes, then a tty
+            code, out = await _exec(launcher, res["pid"], cfg.cgroup_path,
+                                    ["sh", "-c", "echo in"])
+            assert code == 0 and frames(out)[0] == (1, b"in\n")
+            code, out = await _exec(launcher, res["pid"], cfg.cgroup_path,
+                                    ["sh", "-c", "read x; stty size; exit 2"], tty=True,
+                                    stdin=True)
+            assert code == 2 and b"11 22" in out
+            with pytest.raises(Exception, match="executable file not found"):
+                await launcher.exec({"id": "e2", "init_pid": res["pid"],
+                                     "process": default_process(["nosuch"])}, stream=True)
+            stream.writer.write(b"hello\n")
+            stream.writer.write_eof()
+            data = await asyncio.wait_for(stream.reader.read(), 20)
+            assert frames(data) == [(1, b"out\n"), (2, b"err\n"), (1, b"got hello\n")] or \
+                sorted(frames(data)) == sorted([(1, b"out\n"), (2, b"err\n"), (1, b"got hello\n")])
+            stream.writer.close()
+            return await asyncio.wait_for(waiter, 20)
+        finally:
+            await launcher.close()
+
+    done = asyncio.run(scenario())
+    assert done["exit_code"] == 7 and done["status"] == "exited"
+    log = [json.loads(x) for x in Path(cfg.log_path).read_text().splitlines()]
+    assert [e["log"] for e in log if e["stream"] == "stdout"] == ["out\n", "got hello\n"]
+    deadline = time.monotonic() + 10                 # the shim removes the cgroups and exits
+    while (cgroup_dirs(cfg.cgroup_path) or Path(cfg.state_dir, "shim.sock").exists()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cgroup_dirs(cfg.cgroup_path) == []         # the parent was pruned too
+    assert not Path(cfg.state_dir, "shim.sock").exists()
+
+
+class CgroupInit(FakeInit):
+    """A fake init (no namespaces) in a real cgroup: the shim's clean-up has work to do."""
+
+    def __init__(self, args: list[str], stdio: Any, cgroup_path: str) -> None:
+        super().__init__(args, stdio)
+        cg = open_cgroup(cgroup_path)
+        cg.create()
+        cg.add(self.pid)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_kill_all_and_the_cgroup_clean_up(impl: str, tmp_path: Path) -> None:
+    """A process that outlives the init (no pid namespace here) is killed by the shim's
+    clean-up, and every cgroup directory goes; ``kill`` with ``all`` signals each process."""
+    path = f"/dockyard-test-{uuid.uuid4().hex[:12]}/c1"
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"process": {"args": [
+        "sh", "-c", "sleep 100 >/dev/null 2>&1 & echo $!; exec sleep 100"]}}))
+    state = tmp_path / "state"
+    cfg = ShimConfig(id="c1", bundle=str(bundle), state_dir=str(state),
+                     log_path=str(tmp_path / "log"), cgroup_path=path)
+    pid, result = run_shim_process(
+        impl, cfg, create=lambda spec, stdio: CgroupInit(spec["process"]["args"], stdio, path))
+    try:
+        assert result["ok"], result
+        init = result["pid"]
+        w = connect(state)
+        w.sendall(b'{"op":"wait"}\n')
+        call(state, {"op": "start"})
+        assert wait_for(lambda: Path(cfg.log_path).exists() and Path(cfg.log_path).read_text())
+        bg = int(json.loads(Path(cfg.log_path).read_text().splitlines()[0])["log"])
+        for sig, want in ((signal.SIGSTOP, "T"), (signal.SIGCONT, "S")):
+            _, r = call(state, {"op": "kill", "signal": int(sig), "all": True})
+            assert r == {"ok": True}
+            assert wait_for(lambda w=want: state_of(bg) == w and state_of(init) == w), sig
+        # the background sleep outlives the init (no pid namespace here): the clean-up
+        # kills it, and removes the cgroup directories and their parent. It holds no
+        # output pipe (the fds passed around are close-on-exec), so the exit is at once.
+        w.settimeout(10)
+        _, r = call(state, {"op": "kill", "signal": 9})
+        assert readline(w)["exit_code"] == 137
+        assert wait_for(lambda: not alive(bg) and not cgroup_dirs(path))
+    finally:
+        stop_shim_process(pid, state)
