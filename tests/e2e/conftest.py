@@ -55,6 +55,7 @@ class Daemon:
         self.docker_config = base / "docker-config"
         self.docker_config.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
         self.log = base / "dockyardd.log"
 
     # --- lifecycle -----------------------------------------------------------------
@@ -73,6 +74,7 @@ class Daemon:
                     self.cgroup_parent,
                     "--log-level",
                     "debug",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

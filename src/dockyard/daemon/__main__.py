@@ -37,6 +37,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--insecure-registry", action="append", default=[])
     ap.add_argument("--bip", default="")
     ap.add_argument(
+        "--shim",
+        default="",
+        choices=["", "native", "python"],
+        help="per-container shim: native (C, the default when built) or python",
+    )
+    ap.add_argument(
         "--cgroup-parent",
         default="/dockyard",
         help="cgroup path under which containers' cgroups are made",
@@ -94,6 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
         insecure_registries=list(args.insecure_registry),
         bip=args.bip,
         cgroup_parent="/" + args.cgroup_parent.strip("/"),
+        shim=args.shim,
     )
     engine = Engine(cfg)
     await engine.start()

@@ -17,6 +17,7 @@ class EngineConfig:
     insecure_registries: list[str] = field(default_factory=list)
     bip: str = ""  # default bridge address (network milestone)
     cgroup_parent: str = "/dockyard"  # containers' cgroups live under this path
+    shim: str = ""  # "native" | "python" | "" (native when built, else python)
 
     @property
     def db_path(self) -> Path:

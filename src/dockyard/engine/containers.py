@@ -3,13 +3,15 @@ prune, list, inspect, and the reconciliation with live shims after a daemon rest
 
 Every state change is persisted (store.containers) before it is announced. Each container
 has an asyncio lock so that two verbs never interleave on it. The container's process is
-never a child of the daemon: it belongs to its shim (runtime/shim.py), which the launcher
-forks; the engine talks to the shim over its socket.
+never a child of the daemon: it belongs to its shim (the native runtime/native/shim.c, or
+runtime/shim.py as the fallback), which the launcher forks; the engine talks to the shim
+over its socket, with the same JSON-line protocol for both (docs/architecture.md §3).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import os
@@ -65,7 +67,7 @@ SpecBuilder = Callable[[Container, Path], dict[str, Any]]
 
 @dataclass
 class LogEntry:
-    stream: str          # "stdout" | "stderr"
+    stream: str  # "stdout" | "stderr"
     data: bytes
     time: str
 
@@ -80,7 +82,9 @@ class _Live:
     exit_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
     remove_waiters: list[asyncio.Future[dict[str, Any]]] = field(default_factory=list)
     # attach requests made before start: (future of the shim stream, (stdin, stdout, stderr))
-    pending_attach: list[tuple[asyncio.Future[Any], tuple[bool, bool, bool]]] = field(default_factory=list)
+    pending_attach: list[tuple[asyncio.Future[Any], tuple[bool, bool, bool]]] = field(
+        default_factory=list
+    )
     state_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -108,9 +112,11 @@ class ContainerService:
         self.images = images
         self.launcher = launcher
         self.build_spec = build_spec
-        self.on_remove: list[Callable[[str], None]] = []   # called with the id of a removed container
+        self.on_remove: list[
+            Callable[[str], None]
+        ] = []  # called with the id of a removed container
         self.by_id: dict[str, Container] = {}
-        self.names: dict[str, str] = {}          # "/name" -> id
+        self.names: dict[str, str] = {}  # "/name" -> id
         self.live: dict[str, _Live] = {}
         self.cfg.containers_dir.mkdir(parents=True, exist_ok=True)
         self.cfg.shim_dir.mkdir(parents=True, exist_ok=True)
@@ -148,11 +154,17 @@ class ContainerService:
 
     def containers_using(self, image_id: str) -> list[tuple[str, bool]]:
         """(container id, running) for every container created from ``image_id``."""
-        return [(c.id, c.status.is_running()) for c in self.by_id.values() if c.image_id == image_id]
+        return [
+            (c.id, c.status.is_running()) for c in self.by_id.values() if c.image_id == image_id
+        ]
 
     def counts(self) -> dict[str, int]:
-        out = {"Containers": len(self.by_id), "ContainersRunning": 0,
-               "ContainersPaused": 0, "ContainersStopped": 0}
+        out = {
+            "Containers": len(self.by_id),
+            "ContainersRunning": 0,
+            "ContainersPaused": 0,
+            "ContainersStopped": 0,
+        }
         for c in self.by_id.values():
             st = c.status
             if st is Status.PAUSED:
@@ -176,8 +188,11 @@ class ContainerService:
             host_config = {}
         if not isinstance(host_config, dict):
             raise errors.InvalidArgument(
-                "json: cannot unmarshal array into Go struct field .HostConfig of type container.HostConfig"
-                if isinstance(host_config, list) else "invalid JSON: HostConfig must be an object")
+                "json: cannot unmarshal array into Go struct field .HostConfig "
+                "of type container.HostConfig"
+                if isinstance(host_config, list)
+                else "invalid JSON: HostConfig must be an object"
+            )
         _check_types(body)
         if name:
             full = validate_name(name)
@@ -185,7 +200,8 @@ class ContainerService:
                 raise errors.Conflict(
                     f'Conflict. The container name "{full}" is already in use by container '
                     f'"{self.names[full]}". You have to remove (or rename) that container to be '
-                    f"able to reuse that name.")
+                    f"able to reuse that name."
+                )
         else:
             full = "/" + random_name(frozenset(self.names))
         image_id, image_cfg = self.images.resolve_image(image_ref)
@@ -199,16 +215,28 @@ class ContainerService:
         if not cfg.get("Hostname"):
             cfg["Hostname"] = cid[:12]
         cfg.setdefault("Domainname", "")
-        for key, default in (("AttachStdin", False), ("AttachStdout", False),
-                             ("AttachStderr", False), ("Tty", False), ("OpenStdin", False),
-                             ("StdinOnce", False), ("WorkingDir", ""), ("User", "")):
+        for key, default in (
+            ("AttachStdin", False),
+            ("AttachStdout", False),
+            ("AttachStderr", False),
+            ("Tty", False),
+            ("OpenStdin", False),
+            ("StdinOnce", False),
+            ("WorkingDir", ""),
+            ("User", ""),
+        ):
             cfg.setdefault(key, default)
         hc = _normalise_host_config(host_config)
         check_host_config(hc)  # binds, ports, network mode: refuse what cannot work
         cdir = self.cfg.containers_dir / cid
         c = Container(
-            id=cid, name=full, created=rfc3339nano(now_ns()), image_id=image_id,
-            config=cfg, host_config=hc, networking=body.get("NetworkingConfig") or {},
+            id=cid,
+            name=full,
+            created=rfc3339nano(now_ns()),
+            image_id=image_id,
+            config=cfg,
+            host_config=hc,
+            networking=body.get("NetworkingConfig") or {},
             paths={
                 "LogPath": str(cdir / f"{cid}-json.log"),
                 "HostnamePath": str(cdir / "hostname"),
@@ -273,8 +301,11 @@ class ContainerService:
         write_atomic(cdir / "config.json", json.dumps(spec), durable=False)
         shutil.rmtree(state_dir, ignore_errors=True)
         shim_cfg = {
-            "id": c.id, "bundle": str(cdir), "state_dir": str(state_dir),
-            "log_path": c.paths["LogPath"], "tty": c.tty,
+            "id": c.id,
+            "bundle": str(cdir),
+            "state_dir": str(state_dir),
+            "log_path": c.paths["LogPath"],
+            "tty": c.tty,
             "open_stdin": bool(c.config.get("OpenStdin")),
             "stdin_once": bool(c.config.get("StdinOnce")),
             "rootfs_mounts": [m.to_json() for m in self.images.rootfs_mounts(c.id)],
@@ -286,9 +317,11 @@ class ContainerService:
         try:
             await self.launcher.spawn(shim_cfg)
         except errors.OCIRuntimeError as exc:
-            msg = (f"failed to create task for container: failed to create shim task: "
-                   f"OCI runtime create failed: dockyard-runtime create failed: "
-                   f"unable to start container process: {exc.message}: unknown")
+            msg = (
+                f"failed to create task for container: failed to create shim task: "
+                f"OCI runtime create failed: dockyard-runtime create failed: "
+                f"unable to start container process: {exc.message}: unknown"
+            )
             c.set_start_failed(_exit_code_for(exc.message), msg)
             self._persist(c)
             self._fail_pending_attach(lv, msg)
@@ -363,13 +396,17 @@ class ContainerService:
             st = lv.shim.status_file() or {}
             if st.get("exit_code") is None:
                 log.warning("lost the shim of %s: %s", c.short_id, exc)
-                st = {"exit_code": 255, "finished_at": rfc3339nano(now_ns()),
-                      "error": "the container's shim exited unexpectedly"}
+                st = {
+                    "exit_code": 255,
+                    "finished_at": rfc3339nano(now_ns()),
+                    "error": "the container's shim exited unexpectedly",
+                }
         await self._record_exit(c, st)
 
     async def _record_exit(self, c: Container, st: dict[str, Any]) -> None:
         lv = self.live[c.id]
-        code = int(st.get("exit_code") if st.get("exit_code") is not None else 255)
+        raw = st.get("exit_code")
+        code = 255 if raw is None else int(raw)
         c.set_exited(code, st.get("finished_at") or rfc3339nano(now_ns()), st.get("error") or "")
         lv.shim = None
         lv.monitor = None
@@ -396,7 +433,9 @@ class ContainerService:
         c = self.get(ref)
         lv = self.live[c.id]
         if c.status is Status.PAUSED:
-            raise errors.Conflict(f"container {c.id} is paused, unpause the container before attach")
+            raise errors.Conflict(
+                f"container {c.id} is paused, unpause the container before attach"
+            )
         if c.status.is_running() and lv.shim is not None:
             return await lv.shim.attach(stdin, stdout, stderr)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -432,8 +471,15 @@ class ContainerService:
     # --- logs ---------------------------------------------------------------------------
 
     async def logs(
-        self, ref: str, *, stdout: bool, stderr: bool, follow: bool = False,
-        since_ns: int = 0, until_ns: int = 0, tail: int = -1,
+        self,
+        ref: str,
+        *,
+        stdout: bool,
+        stderr: bool,
+        follow: bool = False,
+        since_ns: int = 0,
+        until_ns: int = 0,
+        tail: int = -1,
     ) -> AsyncIterator[LogEntry]:
         c = self.get(ref)
         path = Path(c.paths["LogPath"])
@@ -473,7 +519,9 @@ class ContainerService:
         async with lv.lock:
             await self._stop_locked(c, lv, timeout, sig)
 
-    async def _stop_locked(self, c: Container, lv: _Live, timeout: int | None, sig: str | None) -> None:
+    async def _stop_locked(
+        self, c: Container, lv: _Live, timeout: int | None, sig: str | None
+    ) -> None:
         if not c.status.is_running() or lv.shim is None:
             raise errors.NotModified("container already stopped")
         signum = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
@@ -547,12 +595,15 @@ class ContainerService:
             raise errors.InvalidArgument("Neither old nor new names may be empty")
         full = validate_name(new)
         if full == c.name:
-            raise errors.InvalidArgument("Renaming a container with the same name as its current name")
+            raise errors.InvalidArgument(
+                "Renaming a container with the same name as its current name"
+            )
         if full in self.names:
             raise errors.Conflict(
                 f'Conflict. The container name "{full}" is already in use by container '
                 f'"{self.names[full]}". You have to remove (or rename) that container to be '
-                f"able to reuse that name.")
+                f"able to reuse that name."
+            )
         old = c.name
         c.name = full
         try:
@@ -570,7 +621,8 @@ class ContainerService:
         pids = _pids_in_pidns(int(c.state["Pid"]))
         args = ps_args.split() if ps_args else ["-ef"]
         proc = await asyncio.create_subprocess_exec(
-            "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise errors.Internal(f"ps: {err.decode(errors='replace').strip()}")
@@ -586,7 +638,8 @@ class ContainerService:
                 if not force:
                     raise errors.Conflict(
                         f'cannot remove container "{c.name}": container is running: stop the '
-                        f"container before removing or force remove")
+                        f"container before removing or force remove"
+                    )
                 fut = asyncio.get_running_loop().create_future()
                 lv.exit_waiters.append(fut)
                 await self._signal(lv, int(_signal.SIGKILL))
@@ -624,8 +677,9 @@ class ContainerService:
         reclaimed = 0
         until = filters.get("until", [])
         for c in list(self.by_id.values()):
-            if c.status.is_running() or not _labels_match(c, filters.get("label", []),
-                                                           filters.get("label!", [])):
+            if c.status.is_running() or not _labels_match(
+                c, filters.get("label", []), filters.get("label!", [])
+            ):
                 continue
             if until and _ns_of(c.created) >= _until_ns(until[0]):
                 continue
@@ -647,8 +701,13 @@ class ContainerService:
         sizes = self.images.rootfs_usage(c.id) if size else None
         return c.inspect(self.images.graph_driver(c.id), sizes)
 
-    def list(self, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    def list(
+        self,
+        all_: bool = False,
+        limit: int = -1,
+        size: bool = False,
+        filters: dict[str, list[str]] | None = None,
+    ) -> list[dict[str, Any]]:
         filters = filters or {}
         _check_filters(filters)
         cs = sorted(self.by_id.values(), key=lambda c: c.created, reverse=True)
@@ -656,11 +715,16 @@ class ContainerService:
             all_ = True
         out = []
         now = now_ns()
-        names: dict[tuple[str, str], str] = {}   # (as typed, image id) -> shown name, per request
+        names: dict[tuple[str, str], str] = {}  # (as typed, image id) -> shown name, per request
         before = self.get(filters["before"][0]).created if filters.get("before") else None
         since = self.get(filters["since"][0]).created if filters.get("since") else None
         for c in cs:
-            if not all_ and not c.status.is_running() and "status" not in filters and "exited" not in filters:
+            if (
+                not all_
+                and not c.status.is_running()
+                and "status" not in filters
+                and "exited" not in filters
+            ):
                 continue
             if before is not None and c.created >= before:
                 continue
@@ -678,7 +742,7 @@ class ContainerService:
                 break
         return out
 
-    def _matches(self, c: Container, f: dict[str, list[str]]) -> bool:
+    def _matches(self, c: Container, f: dict[str, builtins.list[str]]) -> bool:
         if f.get("status") and c.status.value not in f["status"]:
             return False
         if f.get("name") and not any(re.search(p, c.name[1:]) for p in f["name"]):
@@ -695,8 +759,12 @@ class ContainerService:
                     iid, _ = self.images.resolve_image(a)
                 except errors.DockyardError:
                     iid = ""
-                if c.image_id == iid or c.config.get("Image") == a or c.image_id.startswith(a) \
-                        or c.image_id[7:].startswith(a):
+                if (
+                    c.image_id == iid
+                    or c.config.get("Image") == a
+                    or c.image_id.startswith(a)
+                    or c.image_id[7:].startswith(a)
+                ):
                     ok = True
             if not ok:
                 return False
@@ -729,8 +797,11 @@ class ContainerService:
             except (ShimGone, errors.DockyardError):
                 st = shim.status_file() or {}
                 if st.get("exit_code") is None:
-                    st = {"exit_code": 255, "finished_at": rfc3339nano(now_ns()),
-                          "error": "the container's shim was gone after a daemon restart"}
+                    st = {
+                        "exit_code": 255,
+                        "finished_at": rfc3339nano(now_ns()),
+                        "error": "the container's shim was gone after a daemon restart",
+                    }
                 lv.shim = shim
                 await self._record_exit(c, st)
                 continue
@@ -745,11 +816,22 @@ class ContainerService:
 # --- helpers -------------------------------------------------------------------------------
 
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    "Cmd": (list, str, type(None)), "Entrypoint": (list, str, type(None)),
-    "Env": (list, type(None)), "Labels": (dict, type(None)), "Tty": bool,
-    "OpenStdin": bool, "StdinOnce": bool, "AttachStdin": bool, "AttachStdout": bool,
-    "AttachStderr": bool, "WorkingDir": str, "User": str, "Hostname": str,
-    "Domainname": str, "StopSignal": str, "StopTimeout": (int, type(None)),
+    "Cmd": (list, str, type(None)),
+    "Entrypoint": (list, str, type(None)),
+    "Env": (list, type(None)),
+    "Labels": (dict, type(None)),
+    "Tty": bool,
+    "OpenStdin": bool,
+    "StdinOnce": bool,
+    "AttachStdin": bool,
+    "AttachStdout": bool,
+    "AttachStderr": bool,
+    "WorkingDir": str,
+    "User": str,
+    "Hostname": str,
+    "Domainname": str,
+    "StopSignal": str,
+    "StopTimeout": (int, type(None)),
 }
 
 
@@ -758,27 +840,63 @@ def _check_types(body: dict[str, Any]) -> None:
         if key in body and not isinstance(body[key], typ):
             raise errors.InvalidArgument(
                 f"json: cannot unmarshal {type(body[key]).__name__} into Go struct field "
-                f"Config.{key}")
+                f"Config.{key}"
+            )
     for key in ("Cmd", "Entrypoint"):
         if isinstance(body.get(key), str):
             body[key] = [body[key]]
     for key in ("Cmd", "Entrypoint", "Env"):
         if isinstance(body.get(key), list) and not all(isinstance(x, str) for x in body[key]):
-            raise errors.InvalidArgument(f"json: cannot unmarshal into Go struct field Config.{key} of type string")
-    if isinstance(body.get("Labels"), dict) and not all(isinstance(v, str) for v in body["Labels"].values()):
-        raise errors.InvalidArgument("json: cannot unmarshal into Go struct field Config.Labels of type string")
+            raise errors.InvalidArgument(
+                f"json: cannot unmarshal into Go struct field Config.{key} of type string"
+            )
+    if isinstance(body.get("Labels"), dict) and not all(
+        isinstance(v, str) for v in body["Labels"].values()
+    ):
+        raise errors.InvalidArgument(
+            "json: cannot unmarshal into Go struct field Config.Labels of type string"
+        )
 
 
 _HC_DEFAULTS: dict[str, Any] = {
-    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-    "NetworkMode": "bridge", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
-    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
-    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
-    "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
-    "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
-    "Runtime": "dockyard", "Isolation": "", "Memory": 0, "NanoCpus": 0, "CpuShares": 0,
-    "PidsLimit": None, "Mounts": None, "Init": None,
+    "Binds": None,
+    "ContainerIDFile": "",
+    "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "bridge",
+    "PortBindings": {},
+    "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "AutoRemove": False,
+    "VolumeDriver": "",
+    "VolumesFrom": None,
+    "ConsoleSize": [0, 0],
+    "CapAdd": None,
+    "CapDrop": None,
+    "CgroupnsMode": "private",
+    "Dns": [],
+    "DnsOptions": [],
+    "DnsSearch": [],
+    "ExtraHosts": None,
+    "GroupAdd": None,
+    "IpcMode": "private",
+    "Cgroup": "",
+    "Links": None,
+    "OomScoreAdj": 0,
+    "PidMode": "",
+    "Privileged": False,
+    "PublishAllPorts": False,
+    "ReadonlyRootfs": False,
+    "SecurityOpt": None,
+    "UTSMode": "",
+    "UsernsMode": "",
+    "ShmSize": 67108864,
+    "Runtime": "dockyard",
+    "Isolation": "",
+    "Memory": 0,
+    "NanoCpus": 0,
+    "CpuShares": 0,
+    "PidsLimit": None,
+    "Mounts": None,
+    "Init": None,
 }
 
 
@@ -845,7 +963,9 @@ def _read_log(path: Path, pos: int) -> tuple[list[LogEntry], int]:
     for line in data[:end].splitlines():
         try:
             d = json.loads(line)
-            out.append(LogEntry(d.get("stream", "stdout"), d.get("log", "").encode(), d.get("time", "")))
+            out.append(
+                LogEntry(d.get("stream", "stdout"), d.get("log", "").encode(), d.get("time", ""))
+            )
         except ValueError:
             continue
     return out, pos + end
@@ -882,19 +1002,28 @@ def _labels_match(c: Container, want: list[str], unwanted: list[str]) -> bool:
     return all(has(s) for s in want) and not any(has(s) for s in unwanted)
 
 
-_FILTERS = {"status", "name", "id", "label", "ancestor", "exited", "before", "since",
-            "network", "is-task"}
+_FILTERS = {
+    "status",
+    "name",
+    "id",
+    "label",
+    "ancestor",
+    "exited",
+    "before",
+    "since",
+    "network",
+    "is-task",
+}
 _STATUSES = {s.value for s in Status}
 
 
-def _check_filters(f: dict[str, list[str]]) -> None:
+def _check_filters(f: dict[str, builtins.list[str]]) -> None:
     for k in f:
         if k not in _FILTERS:
             raise errors.InvalidArgument(f"invalid filter '{k}'")
     for s in f.get("status", []):
         if s not in _STATUSES:
-            raise errors.InvalidArgument(
-                f"invalid filter 'status={s}'")
+            raise errors.InvalidArgument(f"invalid filter 'status={s}'")
     for code in f.get("exited", []):
         if not code.lstrip("-").isdigit():
             raise errors.InvalidArgument(f"invalid filter 'exited={code}'")
@@ -932,4 +1061,3 @@ def _parse_ps(out: str, pids: set[int]) -> dict[str, Any]:
         if len(fields) > pid_col and fields[pid_col].isdigit() and int(fields[pid_col]) in pids:
             procs.append(fields)
     return {"Titles": titles, "Processes": procs}
-

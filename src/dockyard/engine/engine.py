@@ -104,7 +104,7 @@ class Engine:
         cfg.exec_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.db_path)
         self.image_service = ImageService.open(cfg.data_root, self.db)
-        self.launcher = Launcher()
+        self.launcher = Launcher(shim=cfg.shim or None)
         self.containers = ContainerService(
             cfg,
             ContainerRecords(self.db),

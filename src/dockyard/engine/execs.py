@@ -55,7 +55,9 @@ def _check_strings(value: Any, name: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise errors.InvalidArgument(f"json: cannot unmarshal into Go struct field ExecOptions.{name} of type []string")
+        raise errors.InvalidArgument(
+            f"json: cannot unmarshal into Go struct field ExecOptions.{name} of type []string"
+        )
     return list(value)
 
 
@@ -84,12 +86,21 @@ class ExecService:
             raise errors.InvalidArgument("No exec command specified")
         console = body.get("ConsoleSize")
         ex = _Exec(
-            id=generate_id(), container_id=c.id, cmd=cmd, tty=bool(body.get("Tty")),
-            stdin=bool(body.get("AttachStdin")), stdout=bool(body.get("AttachStdout")),
-            stderr=bool(body.get("AttachStderr")), env=env, user=str(body.get("User") or ""),
-            workdir=str(body.get("WorkingDir") or ""), privileged=bool(body.get("Privileged")),
+            id=generate_id(),
+            container_id=c.id,
+            cmd=cmd,
+            tty=bool(body.get("Tty")),
+            stdin=bool(body.get("AttachStdin")),
+            stdout=bool(body.get("AttachStdout")),
+            stderr=bool(body.get("AttachStderr")),
+            env=env,
+            user=str(body.get("User") or ""),
+            workdir=str(body.get("WorkingDir") or ""),
+            privileged=bool(body.get("Privileged")),
             detach_keys=str(body.get("DetachKeys") or ""),
-            console_size=[int(x) for x in console] if isinstance(console, list) and len(console) == 2 else None,
+            console_size=[int(x) for x in console]
+            if isinstance(console, list) and len(console) == 2
+            else None,
         )
         self.execs[ex.id] = ex
         c.exec_ids.append(ex.id)
@@ -101,15 +112,20 @@ class ExecService:
     def _process(self, ex: _Exec, tty: bool, console: list[int] | None) -> dict[str, Any]:
         c = self.containers.get(ex.container_id)
         cfg = dict(c.config)
-        caps = list(ALL_CAPS) if ex.privileged or c.host_config.get("Privileged") else \
-            list(rs.DEFAULT_CAPABILITIES)
+        caps = (
+            list(ALL_CAPS)
+            if ex.privileged or c.host_config.get("Privileged")
+            else list(rs.DEFAULT_CAPABILITIES)
+        )
         size = console or ex.console_size
         return rs.default_process(
             ex.cmd,
             env=rs.merge_env(container_env(cfg), ex.env),
             cwd=ex.workdir or cfg.get("WorkingDir") or "/",
             terminal=tty,
-            console_size=(int(size[0]), int(size[1])) if tty and size and size[0] and size[1] else None,
+            console_size=(int(size[0]), int(size[1]))
+            if tty and size and size[0] and size[1]
+            else None,
             capabilities=caps,
             no_new_privileges=not (ex.privileged or c.host_config.get("Privileged")),
         )
@@ -118,15 +134,24 @@ class ExecService:
         """NotFound / Conflict as ``start`` would raise them, without starting anything."""
         ex = self.get(exec_id)
         if ex.started:
-            raise errors.Conflict(f"Exec command {ex.id} is already running" if ex.running
-                                  else f"exec {ex.id} has already run")
+            raise errors.Conflict(
+                f"Exec command {ex.id} is already running"
+                if ex.running
+                else f"exec {ex.id} has already run"
+            )
         c = self.containers.get(ex.container_id)
         lv = self.containers.live.get(c.id)
         if not c.status.is_running() or lv is None or lv.shim is None:
             raise errors.Conflict(f"container {c.id} is not running")
 
-    async def start(self, exec_id: str, *, detach: bool, tty: bool | None = None,
-                    console: list[int] | None = None) -> ShimStream | None:
+    async def start(
+        self,
+        exec_id: str,
+        *,
+        detach: bool,
+        tty: bool | None = None,
+        console: list[int] | None = None,
+    ) -> ShimStream | None:
         """Start the exec; its stream (None when detached). The exit is recorded by a
         background task; ``finished(exec_id)`` waits for it."""
         self.check_startable(exec_id)
@@ -136,11 +161,15 @@ class ExecService:
         ex.tty = use_tty
         ex.started = True
         config = {
-            "id": ex.id, "init_pid": int(c.state.get("Pid") or 0),
+            "id": ex.id,
+            "init_pid": int(c.state.get("Pid") or 0),
             "cgroup_path": f"{self.containers.cfg.cgroup_parent}/{c.id}",
             "process": self._process(ex, use_tty, console),
-            "user": ex.user or c.config.get("User") or "", "tty": use_tty,
-            "stdin": ex.stdin and not detach, "stdout": ex.stdout, "stderr": ex.stderr,
+            "user": ex.user or c.config.get("User") or "",
+            "tty": use_tty,
+            "stdin": ex.stdin and not detach,
+            "stdout": ex.stdout,
+            "stderr": ex.stderr,
             "detach": detach,
         }
         try:
@@ -150,7 +179,8 @@ class ExecService:
             ex.exit_code = 127 if "not found" in low or "no such file" in low else 126
             self._ended(ex)
             raise errors.OCIRuntimeError(
-                f"OCI runtime exec failed: exec failed: unable to start container process: {exc.message}: unknown"
+                "OCI runtime exec failed: exec failed: unable to start container process: "
+                f"{exc.message}: unknown"
             ) from None
         except errors.DockyardError:
             ex.exit_code = 126
@@ -206,8 +236,11 @@ class ExecService:
             "OpenStdin": ex.stdin,
             "OpenStdout": ex.stdout,
             "ProcessConfig": {
-                "arguments": ex.cmd[1:], "entrypoint": ex.cmd[0], "privileged": ex.privileged,
-                "tty": ex.tty, "user": ex.user,
+                "arguments": ex.cmd[1:],
+                "entrypoint": ex.cmd[0],
+                "privileged": ex.privileged,
+                "tty": ex.tty,
+                "user": ex.user,
             },
             "Running": ex.running,
             "Pid": ex.pid,
