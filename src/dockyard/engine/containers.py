@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dockyard import errors
+from dockyard.engine import restart
 from dockyard.engine.config import EngineConfig
 from dockyard.engine.model import Container, Status, merge_config, parse_signal
 from dockyard.engine.mounts import check_host_config
@@ -86,6 +87,8 @@ class _Live:
         default_factory=list
     )
     state_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    restart_delay: float = 0.0  # the last back-off of the restart policy
+    restart_task: asyncio.Task[None] | None = None
 
 
 def _exit_code_for(message: str) -> int:
@@ -285,6 +288,9 @@ class ContainerService:
         c = self.get(ref)
         lv = self.live[c.id]
         async with lv.lock:
+            if not c.status.is_running():  # a user's start: the restart policy applies again
+                c.manually_stopped = False
+                c.restart_count = 0
             await self._start_locked(c, lv)
 
     async def _start_locked(self, c: Container, lv: _Live) -> None:
@@ -424,6 +430,36 @@ class ContainerService:
                 await self.remove(c.id, force=True)
             except errors.DockyardError as exc:
                 log.warning("auto-remove of %s failed: %s", c.short_id, exc)
+        elif c.id in self.by_id:
+            self._maybe_restart(c, code)
+
+    def _maybe_restart(self, c: Container, code: int) -> None:
+        """Apply the restart policy (engine.restart) after an exit: start again after the
+        back-off. The container stays ``exited`` meanwhile, so stop/rm/kill need no special
+        case; a user's stop or kill in between cancels the restart."""
+        policy = c.host_config.get("RestartPolicy") or {}
+        if not restart.should_restart(policy, code, c.manually_stopped, c.restart_count):
+            return
+        lv = self.live[c.id]
+        ran = (
+            _ns_of(c.state.get("FinishedAt") or "") - _ns_of(c.state.get("StartedAt") or "")
+        ) / 1e9
+        lv.restart_delay = restart.next_delay(lv.restart_delay, ran)
+
+        async def again() -> None:
+            await asyncio.sleep(lv.restart_delay)
+            if c.id not in self.by_id or c.manually_stopped:
+                return
+            async with lv.lock:
+                if c.status.is_running() or c.manually_stopped or c.id not in self.by_id:
+                    return
+                c.restart_count += 1
+                try:
+                    await self._start_locked(c, lv)
+                except errors.DockyardError as exc:
+                    log.warning("restart of %s failed: %s", c.short_id, exc)
+
+        lv.restart_task = asyncio.get_running_loop().create_task(again())
 
     # --- attach / wait ----------------------------------------------------------------
 
@@ -522,8 +558,11 @@ class ContainerService:
     async def _stop_locked(
         self, c: Container, lv: _Live, timeout: int | None, sig: str | None
     ) -> None:
+        c.manually_stopped = True  # also cancels a pending restart
         if not c.status.is_running() or lv.shim is None:
+            self._persist(c)
             raise errors.NotModified("container already stopped")
+        self._persist(c)
         signum = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
         if timeout is None:
             st = c.config.get("StopTimeout")
@@ -553,6 +592,9 @@ class ContainerService:
         signum = parse_signal(sig, default=int(_signal.SIGKILL))
         if not c.status.is_running() or lv.shim is None:
             raise errors.Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
+        if signum in (_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT):
+            c.manually_stopped = True  # docker: a killed container is not restarted
+            self._persist(c)
         fut = None
         if signum == _signal.SIGKILL:
             fut = asyncio.get_running_loop().create_future()
@@ -574,8 +616,9 @@ class ContainerService:
                 pass
             if lv.monitor is not None:
                 await asyncio.shield(lv.monitor)
-            await self._start_locked(c, lv)
+            c.manually_stopped = False
             c.restart_count = 0
+            await self._start_locked(c, lv)
             self._persist(c)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
@@ -640,6 +683,7 @@ class ContainerService:
                         f'cannot remove container "{c.name}": container is running: stop the '
                         f"container before removing or force remove"
                     )
+                c.manually_stopped = True
                 fut = asyncio.get_running_loop().create_future()
                 lv.exit_waiters.append(fut)
                 await self._signal(lv, int(_signal.SIGKILL))
@@ -811,6 +855,15 @@ class ContainerService:
                 continue
             waiter = await shim.open_wait()
             lv.monitor = asyncio.create_task(self._monitor(c, waiter))
+        # restart policies at daemon start (dockerd's): ``always`` containers, and
+        # ``unless-stopped`` ones a user did not stop, that ran before and are down now
+        for c in list(self.by_id.values()):
+            policy = c.host_config.get("RestartPolicy") or {}
+            if c.status is Status.EXITED and restart.on_daemon_start(policy, c.manually_stopped):
+                try:
+                    await self.start(c.id)
+                except errors.DockyardError as exc:
+                    log.warning("restart of %s at daemon start failed: %s", c.short_id, exc)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -912,10 +965,8 @@ def _normalise_host_config(hc: dict[str, Any]) -> dict[str, Any]:
         raise errors.InvalidArgument(f"logging driver not supported: {lc['Type']}")
     if not out.get("ShmSize"):
         out["ShmSize"] = 67108864
-    rp = out.get("RestartPolicy") or {}
-    if not rp.get("Name"):
-        out["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
-    if out.get("AutoRemove") and rp.get("Name") not in (None, "", "no"):
+    rp = out["RestartPolicy"] = restart.validate_policy(out.get("RestartPolicy"))
+    if out.get("AutoRemove") and rp["Name"] != "no":
         raise errors.InvalidArgument("can't create 'AutoRemove' container with restart policy")
     return out
 

@@ -186,6 +186,7 @@ class Container:
     networking: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=lambda: dict(_DEFAULT_STATE))
     restart_count: int = 0
+    manually_stopped: bool = False  # docker's HasBeenManuallyStopped (restart policies)
     paths: dict[str, str] = field(
         default_factory=dict
     )  # LogPath, HostnamePath, HostsPath, ResolvConfPath
@@ -218,6 +219,7 @@ class Container:
             "NetworkingConfig": self.networking,
             "State": self.state,
             "RestartCount": self.restart_count,
+            "ManuallyStopped": self.manually_stopped,
             "Paths": self.paths,
             "ExecIDs": self.exec_ids,
         }
@@ -234,6 +236,7 @@ class Container:
             networking=d.get("NetworkingConfig") or {},
             state={**_DEFAULT_STATE, **(d.get("State") or {})},
             restart_count=int(d.get("RestartCount", 0)),
+            manually_stopped=bool(d.get("ManuallyStopped")),
             paths=d.get("Paths") or {},
             exec_ids=list(d.get("ExecIDs") or []),
         )
