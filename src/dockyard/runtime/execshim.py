@@ -27,7 +27,6 @@ The daemon hands it two sockets through the launcher (SCM_RIGHTS):
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -50,6 +49,7 @@ from dockyard.runtime.shim import (
     _Stdio,
     _tty_stdio,
     exit_status,
+    read_output,
 )
 
 __all__ = ["ExecConfig", "ExecShim", "main"]
@@ -244,14 +244,9 @@ class ExecShim:
             self._read_output(fd)
 
     def _read_output(self, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
+        data = read_output(fd)
+        if data is None:
             return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO: the pty's last slave fd closed
-                raise
-            data = b""
         if not data:
             self._drop_output(fd)
             self._maybe_done()

@@ -65,6 +65,19 @@ START_TIMEOUT = 120.0             # a container never started (its daemon died) 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
+def read_output(fd: int) -> bytes | None:
+    """A chunk of a process's output: None if nothing is there yet, b"" at the end (EOF,
+    or EIO once a pty's last slave fd is closed)."""
+    try:
+        return os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        return b""
+
+
 def exit_status(status: int) -> int:
     """Docker's exit code from a wait status: the code, or 128 + the signal number."""
     if os.WIFSIGNALED(status):
@@ -597,14 +610,9 @@ class Shim:
 
     def _read_output(self, fd: int) -> None:
         stream = self.io.out[fd]
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
+        data = read_output(fd)
+        if data is None:
             return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO: the pty's last slave fd closed
-                raise
-            data = b""
         if not data:
             self._drop_output(fd)
             if not self.io.out and self.exit_code is not None:
