@@ -69,7 +69,7 @@ from private_daemon import (  # noqa: E402
 from rawapi import Conn  # noqa: E402
 from stats import Table, percentile, ratio, summarize  # noqa: E402
 
-TARGET_CYCLE_MS = 15.0
+TARGET_CYCLE_MS = 15.0  # issue 2: daemon-side create -> start -> exit of `true`
 TARGET_RUN_MS = 80.0
 TARGET_SHIM_MIB = 1.5
 TARGET_CLI_MS = 60.0  # bench/cli_bench.py's target for version and ps
@@ -444,8 +444,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{percentile(warm, 50):.2f} ms right after another (median of {len(cold)}):"
                   "\n  each dockyardd start pays the first figure once, as crun and runc do "
                   f"when {PEER_GAP:g} s apart (the ratios compare with those)")
-        report.target("daemon-side cycle of `true` (median)", s_cycle.median, TARGET_CYCLE_MS,
-                      "ms")
+        report.target("daemon-side create..exit of `true` (median)", s_exit.median,
+                      TARGET_CYCLE_MS, "ms")
+        report.note(f"{'daemon-side cycle with the delete (median)':<44} {s_cycle.median:8.2f} ms")
 
         # 2 ------------------------------------------------------------------------------------
         section("run --rm busybox true, end to end (wall ms of the CLI process)")

@@ -31,6 +31,7 @@ from dockyard.engine.mounts import check_host_config
 from dockyard.ids import generate_id, random_name, resolve_prefix, validate_name
 from dockyard.oci.mount import Mount
 from dockyard.runtime.cgroups import warm_up
+from dockyard.runtime.plan import spec_fits_spare
 from dockyard.runtime.shimclient import Launcher, ShimClient, ShimGone, ShimStream
 from dockyard.store.containers import ContainerRecords
 from dockyard.util.atomicfile import write_atomic
@@ -316,6 +317,7 @@ class ContainerService:
             "stdin_once": bool(c.config.get("StdinOnce")),
             "rootfs_mounts": [m.to_json() for m in self.images.rootfs_mounts(c.id)],
             "cgroup_path": f"{self.cfg.cgroup_parent}/{c.id}",
+            "fresh": not spec_fits_spare(spec),
         }
         # the init's move into its cgroup comes ~10 ms from now: start the kernel's slow
         # first-mover wait for that lock now, beside the spawn (runtime.cgroups.warm_up)

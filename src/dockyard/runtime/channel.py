@@ -7,6 +7,13 @@ end-of-file, which is how the parent learns that the exec happened.
 
 Conversation of a container init (``create_init`` / ``InitProcess.start``)::
 
+    parent → child    Plan(plan) [stdio fds]    only to a spare init (``SpareInit``), forked
+                                                before its container was known: its whole
+                                                plan, pickled (the parent's own process)
+    parent → child    Job(json) [stdio fds]     or, from the native shim, the container's
+                                                shim config (JSON): the spare init plans
+                                                and makes its cgroup itself, and no
+                                                Proceed follows
     parent → child    Proceed                   the cgroup is made and the child is in it:
                                                 it may unshare its cgroup namespace
     child  → parent   Ready [pty master fd]     every set-up step done, args[0] resolved
@@ -20,9 +27,12 @@ An exec'd process (``exec_process``) sends Ready and execs without waiting for S
 
 from __future__ import annotations
 
+import pickle
 import socket
+from typing import Any
 
-__all__ = ["Channel", "ExecFailed", "Failed", "Message", "Proceed", "Ready", "Start"]
+__all__ = ["MAX_MESSAGE", "Channel", "ExecFailed", "Failed", "Job", "Message", "Plan",
+           "Proceed", "Ready", "Start"]
 
 
 class _Message:
@@ -82,10 +92,31 @@ class ExecFailed(_Text):
     __slots__ = ()
 
 
-Message = Ready | Start | Failed | ExecFailed | Proceed
+class Plan(_Message):
+    """The plan of a spare init (``dockyard.runtime.plan.InitPlan``), pickled on the wire:
+    both ends are dockyard's own processes."""
 
-_TAGS: dict[type, int] = {Ready: 1, Start: 2, Failed: 3, ExecFailed: 4, Proceed: 5}
-_MAX = 65536
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: Any) -> None:
+        self.plan = plan
+
+
+class Job(_Message):
+    """A spare init's job from the native shim (``runtime/native/shim.c`` sends it): the
+    shim config (``runtime.shim.ShimConfig``) as JSON bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+Message = Ready | Start | Failed | ExecFailed | Proceed | Plan | Job
+
+_TAGS: dict[type, int] = {Ready: 1, Start: 2, Failed: 3, ExecFailed: 4, Proceed: 5, Plan: 6,
+                          Job: 7}
+MAX_MESSAGE = 65536  # one datagram: a longer message cannot be sent
 
 
 class Channel:
@@ -105,8 +136,15 @@ class Channel:
 
     def send(self, msg: Message, fds: list[int] | tuple[int, ...] = ()) -> None:
         """Send one message, with ``fds`` as SCM_RIGHTS."""
-        text = getattr(msg, "message", "")
-        data = bytes([_TAGS[type(msg)]]) + text.encode()
+        if isinstance(msg, Plan):
+            payload = pickle.dumps(msg.plan)
+        elif isinstance(msg, Job):
+            payload = msg.data
+        else:
+            payload = getattr(msg, "message", "").encode()
+        data = bytes([_TAGS[type(msg)]]) + payload
+        if len(data) > MAX_MESSAGE:
+            raise ValueError(f"a {type(msg).__name__} message of {len(data)} bytes is too long")
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
         else:
@@ -114,12 +152,17 @@ class Channel:
 
     def recv(self) -> tuple[Message | None, list[int]]:
         """The next message and the fds that came with it; (None, []) at end-of-file."""
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_MESSAGE, 4)
         if not data:
             for fd in fds:
                 socket.close(fd)
             return None, []
-        tag, text = data[0], data[1:].decode(errors="replace")
+        tag = data[0]
+        if tag == 6:
+            return Plan(pickle.loads(data[1:])), fds
+        if tag == 7:
+            return Job(bytes(data[1:])), fds
+        text = data[1:].decode(errors="replace")
         msg: Message
         if tag == 1:
             msg = Ready()

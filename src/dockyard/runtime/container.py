@@ -24,6 +24,7 @@ until ``start`` opens the exec fifo). Messages are in ``dockyard.runtime.channel
 from __future__ import annotations
 
 import gc
+import json
 import os
 import select
 import signal
@@ -33,14 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dockyard.errors import DockyardError, OCIRuntimeError
-from dockyard.linux import ns
+from dockyard.linux import ns, sched
 from dockyard.linux.proc import process_state
 from dockyard.linux.syscalls import LinuxSyscalls, Syscalls
 from dockyard.oci.runtime_spec import validate_process, validate_spec
 from dockyard.runtime.cgroups import DEFAULT_ROOT, Cgroup, discover, open_cgroup, procs_files_of_pid
-from dockyard.runtime.channel import Channel, ExecFailed, Failed, Proceed, Ready, Start
-from dockyard.runtime.init import run_exec, run_init
-from dockyard.runtime.plan import build_init_plan, build_process_plan
+from dockyard.runtime.channel import Channel, ExecFailed, Failed, Plan, Proceed, Ready, Start
+from dockyard.runtime.init import run_exec, run_init, run_spare_init, spare_fits
+from dockyard.runtime.plan import InitPlan, build_init_plan, build_process_plan
 
 if TYPE_CHECKING:
     from dockyard.oci.mount import Mount
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecProcess",
     "InitProcess",
+    "SpareInit",
     "Stdio",
     "create_init",
     "exec_process",
@@ -283,6 +285,69 @@ class ExecProcess:
         return f"<ExecProcess pid={self.pid}>"
 
 
+class SpareInit:
+    """A container init forked before its container is known: pid 1 of a new pid namespace
+    that has unshared the other namespaces of docker's default set (``init.SPARE_NAMESPACES``)
+    and brought lo up (``init.run_spare_init``), and now waits for its job. Those are the
+    slow steps of a container's creation that do not depend on the container (a new
+    network namespace with lo up alone takes milliseconds), so a spare shim makes one while
+    it waits for a job, at the lowest priority. Its job comes either as a plan
+    (``create_init(..., spare=)`` calls ``give``), or, when the spare shim became the native
+    shim, as the shim config from that shim (``Job``, see ``plan_job``).
+
+    It is a child of the process that made it (which must be single-threaded and stay its
+    parent, or execve). ``give`` sends the plan; ``discard`` kills and reaps it unused."""
+
+    def __init__(self, syscalls: Syscalls | None = None) -> None:
+        sc = syscalls or _LINUX
+        parent, child = Channel.pair()
+
+        def body() -> None:
+            parent.close()
+            run_spare_init(sc, child, plan_job)
+
+        try:
+            self.pid = _fork(body, child, new_pid_ns=True)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.chan = parent
+        self.taken = False
+
+    def __repr__(self) -> str:
+        return f"<SpareInit pid={self.pid}>"
+
+    def give(self, plan: InitPlan, stdio: tuple[int, int, int] | None) -> bool:
+        """Send the spare its plan (and ``stdio``, the fds that become its 0-2); it runs
+        from then on at the caller's priority (it was made at the lowest one). False when
+        it cannot take it (it is gone, or the plan does not fit in a message): then call
+        ``discard``."""
+        if self.taken:
+            return False
+        try:
+            sched.share_with(self.pid)
+            self.chan.send(Plan(plan), stdio or ())
+        except (OSError, ValueError):
+            return False
+        self.taken = True
+        return True
+
+    def discard(self) -> None:
+        """Kill and reap the spare unless it was given a plan (then it is the init of its
+        container, which is not this object's business any more). Idempotent."""
+        if self.taken:
+            return
+        self.taken = True
+        self.chan.close()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _reap(self.pid)
+
+
 def create_init(
     spec: Mapping[str, Any],
     bundle: str | Path,
@@ -296,6 +361,7 @@ def create_init(
     no_pivot: bool = False,
     cgroup_root: Path = DEFAULT_ROOT,
     syscalls: Syscalls | None = None,
+    spare: SpareInit | None = None,
 ) -> InitProcess:
     """Create the container init of ``spec`` and return it blocked before execve.
 
@@ -305,31 +371,21 @@ def create_init(
     created, limited by ``linux.resources`` and joined (None: no cgroup). ``exec_fifo``:
     a fifo the init opens for writing after Ready, for a starter in another process
     (``wait_exec_fifo``). ``preserve_fds``: fds 3..3+N-1 stay open across execve (they
-    must be inheritable in the caller).
+    must be inheritable in the caller). ``spare``: a ``SpareInit`` of the caller's, which
+    becomes the init when the spec asks for the namespaces it has (else it is discarded
+    and a child forked as usual).
 
     Returns once every set-up step is done and ``args[0]`` is resolved in the container's
     PATH. Raises OCIRuntimeError (runc's wording, e.g. ``exec: "x": executable file not
     found in $PATH``) after reaping the init and removing the cgroup; InvalidArgument or
     Unsupported for a bad spec."""
-    validate_spec(spec)
-    bundle = Path(bundle)
     sc = syscalls or _LINUX
-    cg: Cgroup | None = None
-    if cgroup_path:
-        cg = open_cgroup(cgroup_path, cgroup_root)
-        version, hierarchies = cg.version, cg.hierarchies
-    else:
-        version, hierarchies = discover(cgroup_root)
-    plan = build_init_plan(
-        spec,
-        bundle,
-        rootfs_mounts=rootfs_mounts,
-        hierarchies=hierarchies,
-        cgroup_version=version,
-        exec_fifo=str(exec_fifo) if exec_fifo else None,
-        preserve_fds=preserve_fds,
-        no_pivot=no_pivot,
-    )
+    plan, cg = _plan(spec, bundle, rootfs_mounts, cgroup_path, cgroup_root,
+                     exec_fifo=str(exec_fifo) if exec_fifo else None,
+                     preserve_fds=preserve_fds, no_pivot=no_pivot)
+    if spare is not None and not spare_fits(plan):
+        spare.discard()
+        spare = None
     parent, child = Channel.pair()
     ns_fds: list[tuple[int, int]] = []
     fifo_fd = -1
@@ -340,15 +396,21 @@ def create_init(
         if plan.exec_fifo:
             fifo_fd = os.open(plan.exec_fifo, os.O_PATH | os.O_CLOEXEC)
         std = None if stdio is None else stdio.fds()
-
-        def body() -> None:
+        if spare is not None and spare.give(plan, std):
+            child.close()
             parent.close()
-            run_init(
-                sc, plan, child, ns_fds=ns_fds, stdio=std, fifo_fd=fifo_fd if fifo_fd >= 0 else None
-            )
+            pid, parent, child = spare.pid, spare.chan, spare.chan
+        else:
+            if spare is not None:
+                spare.discard()
 
-        pid = _fork(body, child, new_pid_ns=plan.new_pid_ns, pid_ns_path=plan.pid_ns_path)
-        child.close()
+            def body() -> None:
+                parent.close()
+                run_init(sc, plan, child, ns_fds=ns_fds, stdio=std,
+                         fifo_fd=fifo_fd if fifo_fd >= 0 else None)
+
+            pid = _fork(body, child, new_pid_ns=plan.new_pid_ns, pid_ns_path=plan.pid_ns_path)
+            child.close()
         if cg is not None:
             try:
                 _cgroup_for(cg, pid, (spec.get("linux") or {}).get("resources"))
@@ -384,6 +446,72 @@ def create_init(
     return InitProcess(pid, master, chan, cg, container_id, plan.exec_fifo)
 
 
+def _plan(spec: Mapping[str, Any], bundle: str | Path, rootfs_mounts: Sequence[Mount],
+          cgroup_path: str | None, cgroup_root: Path, *, exec_fifo: str | None = None,
+          preserve_fds: int = 0, no_pivot: bool = False, cgroup_procs: Sequence[str] = (),
+          ) -> tuple[InitPlan, Cgroup | None]:
+    """The plan of a container init, and its cgroup (not made yet). ``cgroup_procs``: files
+    the init writes itself into (empty: its parent moves it)."""
+    validate_spec(spec)
+    cg: Cgroup | None = None
+    if cgroup_path:
+        cg = open_cgroup(cgroup_path, cgroup_root)
+        version, hierarchies = cg.version, cg.hierarchies
+    else:
+        version, hierarchies = discover(cgroup_root)
+    plan = build_init_plan(
+        spec,
+        Path(bundle),
+        rootfs_mounts=rootfs_mounts,
+        cgroup_procs=cgroup_procs,
+        hierarchies=hierarchies,
+        cgroup_version=version,
+        exec_fifo=exec_fifo,
+        preserve_fds=preserve_fds,
+        no_pivot=no_pivot,
+    )
+    return plan, cg
+
+
+def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT) -> InitPlan:
+    """In a spare init, its job from the native shim (``Job``: the shim config as JSON,
+    ``runtime.shim.ShimConfig``): read the bundle's config.json, plan, and make and limit
+    the cgroup. The init joins it itself later, where a parent would have moved it (after
+    its mounts: on cgroup v1 the first move after a quiet spell waits for an RCU grace
+    period, which the engine starts early, see ``cgroups.warm_up``), through its
+    ``cgroup.procs`` files opened now, as ``/proc/self/fd/N`` (the host's cgroup
+    filesystems are out of sight after pivot_root). Raises OCIRuntimeError (the cgroup is
+    removed by the shim, which knows its path)."""
+    from dockyard.oci.mount import Mount
+
+    cfg = json.loads(data)
+    with open(os.path.join(cfg["bundle"], "config.json"), "rb") as f:
+        spec = json.load(f)
+    mounts = [Mount.from_json(m) for m in cfg.get("rootfs_mounts") or ()]
+    cgroup_path = cfg.get("cgroup_path") or None
+    cg = open_cgroup(cgroup_path, cgroup_root) if cgroup_path else None
+    procs: list[str] = []
+    if cg is not None:
+        try:
+            cg.create()
+            cg.apply((spec.get("linux") or {}).get("resources"))
+            for path in cg.procs_files():
+                procs.append(f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}")
+        except (OSError, DockyardError) as exc:
+            raise _cgroup_error(cg, exc) from exc
+    plan, _ = _plan(spec, cfg["bundle"], mounts, cgroup_path, cgroup_root, cgroup_procs=procs)
+    return plan
+
+
+def _cgroup_error(cg: Cgroup, exc: OSError | DockyardError) -> OCIRuntimeError:
+    if isinstance(exc, DockyardError):
+        text = exc.message
+    else:
+        reason = exc.strerror or str(exc)
+        text = f"{exc.filename}: {reason[:1].lower()}{reason[1:]}"
+    return OCIRuntimeError(f"cgroup {cg.path}: {text}")
+
+
 def _cgroup_for(cg: Cgroup, pid: int, resources: Mapping[str, Any] | None) -> None:
     """Create ``cg``, apply ``resources`` and move ``pid`` into it; OCIRuntimeError."""
     try:
@@ -393,12 +521,7 @@ def _cgroup_for(cg: Cgroup, pid: int, resources: Mapping[str, Any] | None) -> No
         cg.apply(resources)
         cg.add(pid)
     except (OSError, DockyardError) as exc:
-        if isinstance(exc, DockyardError):
-            text = exc.message
-        else:
-            reason = exc.strerror or str(exc)
-            text = f"{exc.filename}: {reason[:1].lower()}{reason[1:]}"
-        raise OCIRuntimeError(f"cgroup {cg.path}: {text}") from exc
+        raise _cgroup_error(cg, exc) from exc
 
 
 def _raise_child_failure(chan: Channel) -> None:

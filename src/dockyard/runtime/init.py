@@ -24,23 +24,48 @@ Init order (runc's, see docs/architecture.md §2):
    no_new_privs, umask
 7. Ready (with the pty master) → wait for Start (channel) or for the exec fifo to be
    opened (``dockyard-runtime create``) → execve
+
+A *spare init* (``run_spare_init``) does step 1 before its container is known (new
+namespaces of docker's default set, none joined; lo up), then waits for its job: a
+``Plan`` (then as above from step 2), or a ``Job`` from the native shim, which it plans
+itself, making its cgroup on the way, so that no Proceed is awaited in step 5.
 """
 
 from __future__ import annotations
 
 import stat as stat_mod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from dockyard.errors import DockyardError, OCIRuntimeError
-from dockyard.linux.ns import CLONE_NEWCGROUP, CLONE_NEWNET
+from dockyard.linux.ns import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWUTS,
+)
 from dockyard.linux.syscalls import Syscalls
-from dockyard.runtime.channel import Channel, ExecFailed, Proceed, Ready, Start
+from dockyard.runtime.channel import Channel, ExecFailed, Job, Plan, Proceed, Ready, Start
 from dockyard.runtime.lookpath import lookpath, path_of_env
 from dockyard.runtime.plan import InitPlan, ProcessPlan
 from dockyard.runtime.rootfs import finalize_rootfs, mount_cgroups, mount_root, pivot, why
 from dockyard.runtime.user import resolve_user
 
-__all__ = ["Prepared", "join_cgroup", "prepare_process", "run_exec", "run_init", "setup_terminal"]
+__all__ = [
+    "SPARE_NAMESPACES",
+    "Prepared",
+    "join_cgroup",
+    "prepare_process",
+    "run_exec",
+    "run_init",
+    "run_spare_init",
+    "setup_terminal",
+    "spare_fits",
+]
+
+# the namespaces a spare init makes before it knows its container (docker's default set
+# but pid, which its parent made, and cgroup, which comes after the cgroup is joined)
+SPARE_NAMESPACES = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
 
 
 class Prepared:
@@ -235,6 +260,62 @@ def run_init(
     _unshare(sc, plan.unshare_flags & ~CLONE_NEWCGROUP)
     if plan.loopback and plan.unshare_flags & CLONE_NEWNET:
         sc.link_up("lo")
+    _run_init_in_namespaces(sc, plan, chan, ns_fds=ns_fds, stdio=stdio, fifo_fd=fifo_fd)
+
+
+def spare_fits(plan: InitPlan) -> bool:
+    """Whether a spare init (``run_spare_init``) can become the init of ``plan``: a new pid
+    namespace and new namespaces of exactly ``SPARE_NAMESPACES`` (the cgroup one aside),
+    none joined, lo up, no exec fifo."""
+    return (plan.new_pid_ns and not plan.join and plan.loopback and plan.exec_fifo is None
+            and plan.unshare_flags & ~CLONE_NEWCGROUP == SPARE_NAMESPACES)
+
+
+def run_spare_init(sc: Syscalls, chan: Channel,
+                   on_job: Callable[[bytes], InitPlan] | None = None) -> None:
+    """A container init forked before its container is known (a *spare init*): the caller
+    forked it into a new pid namespace; it unshares ``SPARE_NAMESPACES``, brings lo up and
+    waits for its job, with the stdio fds (none when the process has a terminal or keeps
+    the parent's 0-2):
+
+    * ``Plan``: the plan, from a parent that makes the cgroup and sends Proceed, as for
+      any init (``create_init``);
+    * ``Job``: the shim config as JSON, from the native shim: ``on_job`` turns it into the
+      plan, making and limiting the cgroup on the way; the init joins it without waiting
+      for a Proceed.
+
+    From there on it is ``run_init``'s step 2 onwards. Returns when the parent goes away
+    without a job."""
+    _unshare(sc, SPARE_NAMESPACES)
+    sc.link_up("lo")
+    msg, fds = chan.recv()
+    try:
+        stdio = (fds[0], fds[1], fds[2]) if len(fds) == 3 else None
+        if isinstance(msg, Plan):
+            _run_init_in_namespaces(sc, msg.plan, chan, stdio=stdio)
+        elif isinstance(msg, Job) and on_job is not None:
+            plan = on_job(msg.data)
+            if not spare_fits(plan):
+                raise OCIRuntimeError("the container's namespaces do not fit a spare init")
+            _run_init_in_namespaces(sc, plan, chan, stdio=stdio, proceed=False)
+    finally:
+        for fd in fds:  # (left open only when returning: execve closes them)
+            sc.close(fd)
+
+
+def _run_init_in_namespaces(
+    sc: Syscalls,
+    plan: InitPlan,
+    chan: Channel,
+    *,
+    ns_fds: Sequence[tuple[int, int]] = (),
+    stdio: tuple[int, int, int] | None = None,
+    fifo_fd: int | None = None,
+    proceed: bool = True,
+) -> None:
+    """``run_init`` from step 2 on: the namespaces but the cgroup one are entered.
+    ``proceed``: wait for the parent's Proceed before joining the cgroup (False: the
+    cgroup is made already)."""
     if plan.hostname:
         sc.sethostname(plan.hostname)
     if plan.domainname:
@@ -250,9 +331,10 @@ def run_init(
         setup_terminal(sc, plan.process, plan.rootfs.console) if plan.process.terminal else None
     )
     finalize_rootfs(sc, plan.rootfs)
-    msg, _ = chan.recv()
-    if not isinstance(msg, Proceed):
-        return
+    if proceed:
+        msg, _ = chan.recv()
+        if not isinstance(msg, Proceed):
+            return
     join_cgroup(sc, plan.cgroup_procs)
     _setns(sc, [(fd, flag) for fd, flag in ns_fds if flag == CLONE_NEWCGROUP])
     _unshare(sc, plan.unshare_flags & CLONE_NEWCGROUP)

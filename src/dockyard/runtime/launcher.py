@@ -10,9 +10,13 @@ forked children then share those pages copy-on-write) and serves JSON lines on F
 Its children are *spares* (``_Spare``): forked ahead of need, prepared, and blocked on a
 socket until they are given one job, a JSON datagram with fds (SCM_RIGHTS):
 
-* a spare **shim** (``{"config": {ShimConfig}}`` + the fd to report on) becomes a
-  container's shim: ``shim.exec_native`` (its creation helper is forked already; it then
-  execve()s the native shim) or the Python ``shim.main``;
+* a spare **shim** (the ``ShimConfig`` as JSON + the fd to report on) becomes a
+  container's shim. With the native shim built, the spare forks a spare container init
+  (``SpareInit``: pid 1 of fresh namespaces with lo up) and execve()s the native shim
+  while it waits (``shim.exec_native_spare``); the native shim takes the job itself and
+  hands it to that init, so a start forks nothing and runs no Python but the init's.
+  Without it, the spare forks its creation helper (``shim._Helper``, which makes a spare
+  init too) and becomes the Python shim (``shim.main``) when the job comes;
 * a spare **exec shim** (``{"config": {ExecConfig}}`` + its ``ctl`` and ``stream``
   sockets) serves one exec session (``execshim.py``).
 
@@ -21,6 +25,11 @@ nor the launcher is on the path of a start or an exec:
 
     → {"op": "spare", "kind": "spawn" | "exec"}
     ← {"spare": "spawn" | "exec"}                         + the spare's job socket
+      (the spare prepares at the lowest priority, then sends "ready" on that socket)
+
+A job whose init needs other namespaces than a spare init has (``"fresh": true``: host
+network, another container's namespaces...) is never given to a spare: the launcher forks
+a shim with a helper for it, which forks the init as ``create_init`` does.
 
 When no spare is ready (requests in a burst), the launcher forks one for the request:
 
@@ -50,6 +59,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from dockyard.linux import sched
 from dockyard.runtime.shim import recv_fds
 
 __all__ = ["serve"]
@@ -58,20 +68,39 @@ __all__ = ["serve"]
 class _Spare:
     """A child forked ahead of need (a zygote): it does its own set-up (``prepare``) and
     waits for one job on ``sock``, so that a request does not wait for a fork. A spare
-    whose socket is closed unused reads EOF and exits."""
+    whose socket is closed unused reads EOF and exits.
 
-    def __init__(self, prepare: Callable[[], Any],
-                 run: Callable[[dict[str, Any], list[int], Any], int], held: set[int]) -> None:
+    ``ahead``: made before any request for it (``{"op": "spare"}``), it is forked and
+    prepares at the lowest priority (``dockyard.linux.sched``: it must not take a CPU from
+    a container being started meanwhile), then returns to the launcher's priority and
+    sends ``ready`` on its socket; the daemon gives jobs to ready spares only. Otherwise it
+    is given its job at once and prepares at the launcher's priority."""
+
+    def __init__(self, prepare: Callable[[int | None, socket.socket], Any],
+                 run: Callable[[dict[str, Any], list[int], Any], int], held: set[int],
+                 ahead: bool = False) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        pid = os.fork()
+        prio = sched.lower() if ahead else None
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if prio is not None and pid != 0:
+                sched.restore(prio)
         if pid == 0:
             code = 1
             try:
                 ours.close()
                 for fd in held:  # nothing of the launcher's: not its socket, no other spare
                     os.close(fd)
-                state = prepare()
+                state = prepare(prio, theirs)  # (a native spare shim execve()s here)
+                if prio is not None:
+                    sched.restore(prio)
+                    try:
+                        theirs.send(b"ready")
+                    except OSError:
+                        pass  # the daemon is gone: EOF below
                 data, fds = recv_fds(theirs, 1 << 18, 8)
                 theirs.close()
                 code = run(json.loads(data), fds, state) if data else 0
@@ -95,24 +124,37 @@ class _Spare:
             self.sock.close()
 
 
-def _prepare_shim() -> Any:
-    """A spare shim: its own session, default signals, a child subreaper, and its creation
-    helper forked too (``shim._Helper``), waiting for the container's config."""
-    from dockyard.runtime import shim
+def _prepare_shim(native: str | None, spare_init: bool = True,
+                  ) -> Callable[[int | None, socket.socket], Any]:
+    """A spare shim: its own session, default signals, a child subreaper; then
 
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the launcher ignores it; a shim reaps
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    shim._set_subreaper()
-    helper = shim._Helper(warm=True)
-    shim.warm_up()
-    return helper
+    * with ``native`` (the native shim's path): a spare container init forked and the
+      native shim exec'd at once, to take its job from the spare's socket itself
+      (``shim.exec_native_spare``);
+    * else (the Python shim, or a job whose init must be forked fresh): its creation
+      helper forked (``shim._Helper``, with a spare init of its own if ``spare_init``),
+      waiting for the container's config."""
+
+    def prepare(nice: int | None, sock: socket.socket) -> Any:
+        from dockyard.runtime import shim
+
+        os.setsid()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the launcher ignores it; a shim reaps
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        shim._set_subreaper()
+        if native:
+            shim.exec_native_spare(native, sock.fileno(), nice)  # returns if it cannot
+        helper = shim._Helper(warm=True, spare_init=spare_init)
+        shim.warm_up()
+        return helper
+
+    return prepare
 
 
 def _run_shim(shim_binary: str | None) -> Callable[[dict[str, Any], list[int], Any], int]:
-    def run(job: dict[str, Any], fds: list[int], helper: Any) -> int:
-        _become_shim(job["config"], fds[0], shim_binary, helper)
+    def run(config: dict[str, Any], fds: list[int], helper: Any) -> int:
+        _become_shim(config, fds[0], shim_binary, helper)
         return 1
 
     return run
@@ -150,7 +192,7 @@ def _become_shim(cfg: dict[str, Any], result_fd: int, shim_binary: str | None,
     os._exit(code)
 
 
-def _prepare_exec() -> None:
+def _prepare_exec(_nice: int | None, _sock: socket.socket) -> None:
     """A spare exec shim: its own session (it outlives the daemon, as shims do)."""
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -175,7 +217,8 @@ def serve(fd: int, shim_binary: str | None = None) -> None:
     outq: deque[tuple[bytes, list[int]]] = deque()   # lines to send, each with its fds
     fdq: deque[int] = deque()                        # received fds not yet taken by a request
     pending: dict[int, tuple[int, bytearray]] = {}   # result fd -> (request id, bytes so far)
-    kinds = {"spawn": (_prepare_shim, _run_shim(shim_binary)), "exec": (_prepare_exec, _run_exec)}
+    kinds = {"spawn": (_prepare_shim(shim_binary), _run_shim(shim_binary)),
+             "exec": (_prepare_exec, _run_exec)}
 
     def held() -> set[int]:
         """Every fd the launcher holds, which its children must close."""
@@ -206,7 +249,7 @@ def serve(fd: int, shim_binary: str | None = None) -> None:
         fds = [fdq.popleft() for _ in range(min(int(req.get("nfds") or 0), len(fdq)))]
         if op == "spare" and req.get("kind") in kinds:
             kind = str(req["kind"])
-            spare = _Spare(*kinds[kind], held())
+            spare = _Spare(*kinds[kind], held(), ahead=True)
             reply({"spare": kind}, [spare.sock.detach()])
             return
         if op not in kinds:
@@ -215,14 +258,19 @@ def serve(fd: int, shim_binary: str | None = None) -> None:
             reply({"id": req.get("id"), "ok": False, "error": f"unknown op {op!r}",
                    "kind": "InvalidArgument"})
             return
+        prepare, run = kinds[op]
+        job = req
         if op == "spawn":  # the shim reports on a pipe, relayed to the daemon
             r, w = os.pipe2(os.O_CLOEXEC)
             pending[r] = (int(req.get("id") or 0), bytearray())
             sel.register(r, selectors.EVENT_READ, "result")
             fds = [w]
+            job = req.get("config") or {}
+            if job.get("fresh"):
+                prepare = _prepare_shim(None, spare_init=False)
         # (the exec shim reports on its own control socket: no reply here)
-        spare = _Spare(*kinds[op], held() | set(fds))
-        spare.give(req, fds)
+        spare = _Spare(prepare, run, held() | set(fds))
+        spare.give(job, fds)
         for f in fds:
             os.close(f)
 

@@ -46,9 +46,11 @@ __all__ = [
     "MountStep",
     "ProcessPlan",
     "RootfsPlan",
+    "SPARE_NAMESPACE_TYPES",
     "build_init_plan",
     "build_process_plan",
     "mount_steps",
+    "spec_fits_spare",
 ]
 
 _S_IFCHR = 0o020000
@@ -441,6 +443,19 @@ def build_process_plan(
         last_cap=capsmod.last_cap() if last_cap is None else last_cap,
         preserve_fds=preserve_fds,
     )
+
+
+SPARE_NAMESPACE_TYPES = frozenset({"pid", "mount", "uts", "ipc", "network"})
+
+
+def spec_fits_spare(spec: Mapping[str, Any]) -> bool:
+    """Whether the init of ``spec`` can be a spare init (``container.SpareInit``): new pid,
+    mount, uts, ipc and network namespaces (and maybe cgroup), none joined by path — docker's
+    default set. Anything else needs an init forked for it."""
+    namespaces = (spec.get("linux") or {}).get("namespaces") or []
+    if any(ns.get("path") for ns in namespaces):
+        return False
+    return {ns.get("type") for ns in namespaces} - {"cgroup"} == SPARE_NAMESPACE_TYPES
 
 
 def build_init_plan(

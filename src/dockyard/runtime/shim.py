@@ -47,12 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from dockyard.linux import sched
 from dockyard.util.atomicfile import write_atomic
 from dockyard.util.timefmt import rfc3339nano
 from dockyard.util.unixsock import bind_unix
 
-__all__ = ["ShimConfig", "Shim", "exec_native", "exit_status", "main", "native_binary",
-           "recv_fds"]
+__all__ = ["ShimConfig", "Shim", "exec_native", "exec_native_spare", "exit_status", "main",
+           "native_binary", "recv_fds"]
 
 STDOUT, STDERR = 1, 2
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
@@ -101,6 +102,8 @@ class ShimConfig:
     rootfs_mounts: list[dict[str, Any]] = field(default_factory=list)
     cgroup_path: str = ""
     start_timeout: float = START_TIMEOUT   # a container never started is given up after this
+    fresh: bool = False            # the init needs namespaces a spare init does not have:
+    # a spare shim cannot take it, the launcher forks a shim and a fresh init for it
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ShimConfig":
@@ -187,9 +190,11 @@ class _Helper:
     ``{"ok": true}`` once the init execve'd, or an error (the init is then reaped); the
     helper exits. If the shim closes its end instead, the helper kills the init and exits.
     ``create(spec, stdio)`` replaces ``create_init`` (tests); ``warm``: a spare's helper
-    (see ``warm_up``)."""
+    (see ``warm_up``), which also forks a spare container init (``SpareInit``) for
+    ``create_init`` to use, unless ``spare_init`` is False."""
 
-    def __init__(self, create: Callable[..., Any] | None = None, warm: bool = False) -> None:
+    def __init__(self, create: Callable[..., Any] | None = None, warm: bool = False,
+                 spare_init: bool = True) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX,
                                          socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         pid = os.fork()
@@ -199,9 +204,16 @@ class _Helper:
                 ours.close()
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                spare = None
                 if warm:
                     _warm_up_creation()
-                _helper_main(theirs, create)
+                    if create is None and spare_init:
+                        spare = _spare_init()
+                try:
+                    _helper_main(theirs, create, spare)
+                finally:
+                    if spare is not None:
+                        spare.discard()
             except BaseException as exc:
                 code = 1
                 try:
@@ -215,7 +227,10 @@ class _Helper:
         self.chan = ours
 
     def create(self, cfg: ShimConfig, stdio: tuple[int, int, int] | None) -> None:
-        """Give the helper its job: create the init of ``cfg`` with ``stdio`` (its 0-2)."""
+        """Give the helper its job: create the init of ``cfg`` with ``stdio`` (its 0-2).
+        From now on it runs at the caller's priority (a spare's helper is made at the
+        lowest one, and may not be done with its own preparation yet)."""
+        sched.share_with(self.pid)
         _send(self.chan, {"op": "create", "config": dataclasses.asdict(cfg)}, stdio or ())
 
     def recv(self) -> tuple[dict[str, Any], list[int]]:
@@ -228,15 +243,29 @@ class _Helper:
         self.chan.close()
 
 
-def _helper_main(chan: socket.socket, create: Callable[..., Any] | None) -> None:
-    """The helper's side of the conversation (see ``_Helper``)."""
+def _spare_init() -> Any:
+    """A ``SpareInit`` for the helper of a spare shim, or None when this host cannot make
+    one (the init is then forked when the job comes, as without a spare)."""
+    from dockyard.errors import DockyardError
+    from dockyard.runtime.container import SpareInit
+
+    try:
+        return SpareInit()
+    except (OSError, DockyardError):
+        return None
+
+
+def _helper_main(chan: socket.socket, create: Callable[..., Any] | None,
+                 spare: Any = None) -> None:
+    """The helper's side of the conversation (see ``_Helper``); ``spare``: its
+    ``SpareInit``, handed to ``create_init``."""
     msg, fds = _recv(chan)
     if msg.get("op") != "create":
         return  # the shim went away before giving a job (a spare that was not used)
     cfg = ShimConfig.from_json(msg["config"])
     with open(os.path.join(cfg.bundle, "config.json"), "rb") as f:
         spec = json.load(f)
-    create = create or _creator(cfg)
+    create = create or _creator(cfg, spare)
     init = create(spec, (fds[0], fds[1], fds[2]) if len(fds) == 3 else None)
     for fd in fds:
         os.close(fd)  # the init has them now
@@ -292,8 +321,9 @@ def _warm_up_creation() -> None:
                     cgroup_version=version, is_dir=lambda path: True)
 
 
-def _creator(cfg: ShimConfig) -> Callable[..., Any]:
-    """The real ``create(spec, stdio)``: ``create_init`` with the config's mounts and cgroup."""
+def _creator(cfg: ShimConfig, spare: Any = None) -> Callable[..., Any]:
+    """The real ``create(spec, stdio)``: ``create_init`` with the config's mounts and cgroup
+    (and ``spare``, a ``SpareInit``)."""
     from dockyard.oci.mount import Mount
     from dockyard.runtime.container import Stdio, create_init
 
@@ -303,7 +333,7 @@ def _creator(cfg: ShimConfig) -> Callable[..., Any]:
         return create_init(
             spec, Path(cfg.bundle), container_id=cfg.id,
             stdio=None if stdio is None else Stdio(*stdio),
-            rootfs_mounts=mounts, cgroup_path=cfg.cgroup_path or None,
+            rootfs_mounts=mounts, cgroup_path=cfg.cgroup_path or None, spare=spare,
         )
 
     return create
@@ -336,6 +366,38 @@ def _listen(state_dir: str) -> socket.socket:
     os.chmod(path, 0o600)
     lsock.listen(64)
     return lsock
+
+
+def exec_native_spare(binary: str, job_fd: int, nice: int | None) -> None:
+    """Become a *spare* native shim before the container is known (in a spare of the
+    launcher's, after its common set-up; returns only when no spare init can be made here,
+    and then the caller goes on as a Python spare).
+
+    Forks a ``SpareInit`` (a container init in fresh namespaces) and execve()s ``binary``
+    with its channel and the spare's job socket ``job_fd``. The native shim then says
+    ``ready`` (back at nice value ``nice``, when given), takes its job (the shim config as
+    JSON, with the fd to report on) from ``job_fd``, sets up the state dir, log, stdio
+    pipes and control socket itself, and hands the config to the spare init, which plans,
+    makes its cgroup and mounts its rootfs (``container.plan_job``). So no Python process
+    stands between the daemon and a container's init when it starts."""
+    from dockyard.errors import DockyardError
+    from dockyard.runtime.cgroups import discover
+    from dockyard.runtime.container import SpareInit
+
+    try:
+        spare = SpareInit()
+    except (OSError, DockyardError) as exc:
+        os.write(2, f"dockyard shim: no spare container init: {exc}\n".encode())
+        return
+    argv = [binary, "--job-fd", str(job_fd), "--init-fd", str(spare.chan.fileno()),
+            "--init-pid", str(spare.pid)]
+    if nice is not None:
+        argv += ["--nice", str(nice)]
+    for h in discover()[1]:
+        argv += ["--cgroup-mount", str(h.mount)]
+    os.set_inheritable(job_fd, True)
+    os.set_inheritable(spare.chan.fileno(), True)
+    os.execv(binary, argv)
 
 
 def exec_native(cfg: ShimConfig, result_fd: int, binary: str,

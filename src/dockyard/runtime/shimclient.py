@@ -92,8 +92,9 @@ class Launcher:
     """The daemon's handle on its launcher process (runtime/launcher.py).
 
     It keeps one spare of each kind (a forked shim, a forked exec shim, waiting for a job)
-    and hands a start or an exec to it directly, then asks the launcher for the next one;
-    with no spare ready it asks the launcher to fork for the request. Requests are JSON
+    and hands a start or an exec to it directly once the spare said it is ready (spares
+    prepare at the lowest priority), then asks the launcher for the next one; with no
+    spare ready it asks the launcher to fork for the request. Requests are JSON
     lines, and fds travel both ways (SCM_RIGHTS), so the socket is driven by hand
     (``sendmsg``/``recvmsg``) rather than through an asyncio transport."""
 
@@ -109,6 +110,7 @@ class Launcher:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._send_lock = asyncio.Lock()
         self._spares: dict[str, socket.socket | None] = dict.fromkeys(self.KINDS)
+        self._ready: set[str] = set()             # kinds whose spare said "ready"
         self._asked: set[str] = set()             # spares asked for, not yet received
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -146,14 +148,39 @@ class Launcher:
             kind = msg.get("spare")
             if kind in self.KINDS and self._fdq:
                 self._asked.discard(kind)
-                old, self._spares[kind] = self._spares[kind], socket.socket(
-                    fileno=self._fdq.popleft())
-                if old is not None:
-                    old.close()
+                self._drop_spare(kind)
+                spare = self._spares[kind] = socket.socket(fileno=self._fdq.popleft())
+                spare.setblocking(False)
+                asyncio.get_running_loop().add_reader(spare.fileno(), self._on_spare, kind)
                 continue
             fut = self._waiting.pop(msg.get("id"), None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+
+    def _on_spare(self, kind: str) -> None:
+        """The spare of ``kind`` said ``ready`` (or died preparing: it is dropped, and the
+        next request of its kind asks for another)."""
+        spare = self._spares[kind]
+        if spare is None:
+            return
+        try:
+            data = spare.recv(16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data == b"ready":
+            asyncio.get_running_loop().remove_reader(spare.fileno())
+            self._ready.add(kind)
+        else:
+            self._drop_spare(kind)
+
+    def _drop_spare(self, kind: str) -> None:
+        spare, self._spares[kind] = self._spares[kind], None
+        self._ready.discard(kind)
+        if spare is not None:
+            asyncio.get_running_loop().remove_reader(spare.fileno())  # (False: not there)
+            spare.close()  # it reads EOF and exits
 
     def _gone(self) -> None:
         if self._sock is not None:
@@ -164,10 +191,8 @@ class Launcher:
             if not fut.done():
                 fut.set_exception(errors.Unavailable("the launcher exited"))
         self._waiting.clear()
-        for kind, spare in self._spares.items():
-            if spare is not None:
-                spare.close()  # it reads EOF and exits
-            self._spares[kind] = None
+        for kind in self.KINDS:
+            self._drop_spare(kind)
         self._asked.clear()
         while self._fdq:
             os.close(self._fdq.popleft())
@@ -207,8 +232,13 @@ class Launcher:
             self._asked.clear()  # the launcher is gone; nothing will come
 
     def _give(self, kind: str, job: dict[str, Any], fds: list[int]) -> bool:
-        """Hand ``job`` to the spare of ``kind``, if there is one; then ask for the next."""
+        """Hand ``job`` to the spare of ``kind`` if it is ready (False: the caller asks the
+        launcher to fork for it); then ask for the next spare."""
+        if kind not in self._ready:
+            self._want_spare(kind)
+            return False
         spare, self._spares[kind] = self._spares[kind], None
+        self._ready.discard(kind)
         if spare is None:
             self._want_spare(kind)
             return False
@@ -222,10 +252,12 @@ class Launcher:
             self._want_spare(kind)
 
     async def spawn(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Spawn a shim; return its result (``pid``, ``shim_pid``) or raise its error."""
+        """Spawn a shim (``config``: a ``shim.ShimConfig`` as a dict); return its result
+        (``pid``, ``shim_pid``) or raise its error. A ``fresh`` config never goes to a
+        spare."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            given = self._give("spawn", {"config": config}, [theirs.fileno()])
+            given = not config.get("fresh") and self._give("spawn", config, [theirs.fileno()])
         finally:
             theirs.close()
         if not given:

@@ -333,3 +333,58 @@ def test_namespaces_given_by_path_are_joined(make_box: MakeBox) -> None:
     hostname, netns = out.split()
     assert hostname == "shared-uts"
     assert netns == os.readlink(f"/proc/{a.pid}/ns/net")
+
+
+def test_a_spare_init_becomes_the_container(make_box: MakeBox) -> None:
+    """A SpareInit made before its container was known (fresh namespaces, lo up) is given
+    the plan instead of a fork: the same container comes out, with the spare's pid."""
+    from dockyard.runtime.container import SpareInit
+
+    box = make_box(["sh", "-c", "hostname; echo $$; ip link show lo"], hostname="spare1")
+    spare = SpareInit()
+    try:
+        out_r, out_w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            init = box.create(Stdio(null, out_w, out_w), spare=spare)
+        finally:
+            os.close(out_w)
+            os.close(null)
+        assert init.pid == spare.pid
+        init.start()
+        out = b""
+        while chunk := os.read(out_r, 65536):
+            out += chunk
+        os.close(out_r)
+        assert init.wait() == 0
+        lines = out.decode().splitlines()
+        assert lines[:2] == ["spare1", "1"] and "UP" in lines[2].split("<")[1]
+    finally:
+        spare.discard()  # a no-op: it was taken
+
+
+def test_a_spare_init_that_does_not_fit_is_discarded(make_box: MakeBox) -> None:
+    """A spec that keeps the host's network (docker's --network host) cannot use a spare
+    init, which has a network namespace of its own: it is killed and reaped, and the init
+    is forked as usual."""
+    from dockyard.runtime.container import SpareInit
+
+    box = make_box(["sh", "-c", "readlink /proc/self/ns/net"])
+    box.spec["linux"]["namespaces"] = [n for n in box.spec["linux"]["namespaces"]
+                                       if n["type"] != "network"]
+    spare = SpareInit()
+    out_r, out_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        init = box.create(Stdio(null, out_w, out_w), spare=spare)
+    finally:
+        os.close(out_w)
+        os.close(null)
+    assert init.pid != spare.pid
+    with pytest.raises(ChildProcessError):
+        os.waitpid(spare.pid, os.WNOHANG)  # reaped already
+    init.start()
+    out = os.read(out_r, 4096).decode().strip()
+    os.close(out_r)
+    assert init.wait() == 0
+    assert out == os.readlink("/proc/self/ns/net")  # the host's (the test's) netns

@@ -240,3 +240,74 @@ def test_kill_all_and_the_cgroup_clean_up(impl: str, tmp_path: Path) -> None:
         assert wait_for(lambda: not alive(bg) and not cgroup_dirs(path))
     finally:
         stop_shim_process(pid, state)
+
+
+def _cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_a_spare_native_shim_takes_its_job_itself(tty: bool, container: Any) -> None:
+    """The launcher's spare shim is the native shim already, exec'd before any job, with a
+    spare container init: it says ready, takes the job from the daemon, and the init it
+    hands the job to plans, makes its cgroup and becomes the container. A ``fresh`` job
+    (namespaces a spare init lacks) goes to a shim forked for it, with a helper."""
+    require_native()
+    args = ["sh", "-c", "tty >/dev/null && echo tty; hostname; echo $$; exit 3"]
+    cfg = container(args, tty=tty)
+    fresh: list[ShimConfig] = []
+
+    async def scenario() -> tuple[dict[str, Any], list[str], list[str]]:
+        launcher = Launcher(shim="native")
+        await launcher.start()
+        try:
+            assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
+            res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            spare_argv = _cmdline(res["shim_pid"])
+            shim = ShimClient(cfg.state_dir)
+            waiter = await shim.open_wait()
+            stream = await shim.attach(False, True, True)
+            started = await shim.call("start")
+            assert started["status"] == "running" and started["pid"] == res["pid"]
+            await asyncio.wait_for(stream.reader.read(), 20)
+            stream.writer.close()
+            done = await asyncio.wait_for(waiter, 20)
+            fresh.append(container(["true"], fresh=True))  # (the fixture's bundle is shared)
+            res2 = await launcher.spawn(json.loads(json.dumps(fresh[0].__dict__)))
+            fresh_argv = _cmdline(res2["shim_pid"])
+            await ShimClient(fresh[0].state_dir).call("kill", signal=9)
+            return done, spare_argv, fresh_argv
+        finally:
+            await launcher.close()
+
+    done, spare_argv, fresh_argv = asyncio.run(scenario())
+    assert "--job-fd" in spare_argv and "--init-fd" in spare_argv
+    assert "--helper-fd" in fresh_argv and "--job-fd" not in fresh_argv
+    assert done["exit_code"] == 3 and done["status"] == "exited"
+    log = [json.loads(x)["log"] for x in Path(cfg.log_path).read_text().splitlines()]
+    text = "".join(log).replace("\r\n", "\n").splitlines()
+    assert text[0] == "tty" if tty else text[0] != "tty"
+    assert text[-1] == "1"  # pid 1 of its own pid namespace
+    assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))  # removed, the parent pruned
+    assert wait_for(lambda: not cgroup_dirs(fresh[0].cgroup_path))
+
+
+def test_a_spare_native_shim_reports_a_failed_init(container: Any) -> None:
+    """The init fails before Ready (no such command): the spare native shim reports the
+    init's own error, and removes the cgroup the init had made."""
+    require_native()
+    cfg = container(["nosuch-command"])
+
+    async def scenario() -> None:
+        launcher = Launcher(shim="native")
+        await launcher.start()
+        try:
+            assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
+            with pytest.raises(Exception, match="executable file not found"):
+                await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+        finally:
+            await launcher.close()
+
+    asyncio.run(scenario())
+    assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))

@@ -49,3 +49,38 @@ def test_both_ends_are_close_on_exec() -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_plan_and_job_carry_their_payload() -> None:
+    from pathlib import Path
+
+    from dockyard.oci.runtime_spec import default_spec
+    from dockyard.runtime.channel import Job, Plan
+    from dockyard.runtime.plan import build_init_plan
+
+    plan = build_init_plan(default_spec(["sh"], hostname="h"), Path("/b"), last_cap=40)
+    a, b = Channel.pair()
+    try:
+        a.send(Plan(plan))
+        got, _ = b.recv()
+        assert isinstance(got, Plan) and got.plan == plan
+        a.send(Job(b'{"id": "x"}'))
+        got, _ = b.recv()
+        assert got == Job(b'{"id": "x"}')
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_message_longer_than_a_datagram_is_refused() -> None:
+    import pytest
+
+    from dockyard.runtime.channel import MAX_MESSAGE, Job
+
+    a, b = Channel.pair()
+    try:
+        with pytest.raises(ValueError, match="too long"):
+            a.send(Job(b"x" * MAX_MESSAGE))
+    finally:
+        a.close()
+        b.close()

@@ -227,3 +227,97 @@ def test_exec_joins_cgroup_then_namespaces_then_execs_without_start() -> None:
         ("setns", (6, ns.CLONE_NEWNS)),
     ]
     assert sc.args("setresuid") == [(8, 8, 8)] and sc.names()[-1] == "execve"
+
+
+def _spare(sc: RecordingSyscalls, msg: object, on_job: object = None,
+           stdio: bool = True) -> list:  # type: ignore[type-arg]
+    """run_spare_init given ``msg`` (then Start), with pipes as stdio; the messages back."""
+    from dockyard.runtime.init import run_spare_init
+
+    parent, child = Channel.pair()
+    fds = list(os.pipe()) + list(os.pipe()) if stdio else []
+    try:
+        parent.send(msg, fds[:3])  # type: ignore[arg-type]
+        parent.send(Start())
+        run_spare_init(sc, child, on_job)  # type: ignore[arg-type]
+        child.close()
+        msgs = []
+        while True:
+            got, extra = parent.recv()
+            if got is None:
+                return msgs
+            msgs.append(got)
+    finally:
+        parent.close()
+        child.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def test_a_spare_init_makes_its_namespaces_before_its_plan_and_needs_no_proceed() -> None:
+    from dockyard.runtime.channel import Job
+
+    sc = _sc()
+    jobs = []
+
+    def on_job(data: bytes) -> object:
+        jobs.append(data)
+        assert sc.names()[:2] == ["unshare", "link_up"]  # before the job, not after
+        return build_init_plan(default_spec(["sh"], hostname="h"), Path("/b"),
+                               cgroup_procs=["/proc/self/fd/9"], last_cap=40)
+
+    assert _spare(sc, Job(b'{"id": "c"}'), on_job) == [Ready()]
+    assert jobs == [b'{"id": "c"}']
+    names = sc.names()
+    assert sc.args("unshare")[0] == (ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
+                                     | ns.CLONE_NEWNET,)
+    assert names.index("sethostname") > names.index("link_up")
+    # the received stdio became 0-2, and the cgroup is joined through the fd's path
+    assert [a[1] for a in sc.args("dup2")] == [0, 1, 2]
+    i = sc.calls.index(("write_file", ("/proc/self/fd/9", "0")))
+    assert i > names.index("pivot_root")
+    assert sc.calls[i + 1] == ("unshare", (ns.CLONE_NEWCGROUP,))
+    # (a real execve never returns; the fake one does, and the received fds are closed)
+    assert names.index("execve") > i and set(names[names.index("execve") + 1:]) == {"close"}
+
+
+def test_a_spare_init_given_a_plan_waits_for_proceed() -> None:
+    from dockyard.runtime.channel import Plan
+
+    sc = _sc()
+    plan = build_init_plan(default_spec(["sh"]), Path("/b"), last_cap=40)
+    parent, child = Channel.pair()
+    try:
+        parent.send(Plan(plan))
+        parent.sock.shutdown(socket.SHUT_WR)  # no Proceed: the parent went away
+        from dockyard.runtime.init import run_spare_init
+
+        run_spare_init(sc, child)
+    finally:
+        parent.close()
+        child.close()
+    assert "mount" in sc.names() and "execve" not in sc.names()
+    assert ("unshare", (ns.CLONE_NEWCGROUP,)) not in sc.calls
+
+
+def test_a_spare_init_refuses_a_job_whose_namespaces_it_does_not_have() -> None:
+    from dockyard.runtime.channel import Job
+
+    spec = default_spec(["sh"])
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] != "network"]  # --network host
+    with pytest.raises(OCIRuntimeError, match="do not fit a spare init"):
+        _spare(_sc(), Job(b"{}"), lambda data: build_init_plan(spec, Path("/b"), last_cap=40))
+
+
+def test_a_spare_init_without_a_job_does_nothing() -> None:
+    from dockyard.runtime.init import run_spare_init
+
+    sc = _sc()
+    parent, child = Channel.pair()
+    parent.close()
+    try:
+        run_spare_init(sc, child)
+    finally:
+        child.close()
+    assert sc.names() == ["unshare", "link_up"]

@@ -171,3 +171,24 @@ def test_cgroup_mounts_and_what_lies_below_them_wait_for_the_cgroup_namespace() 
     late = [s.target for s in steps if s.after_cgroupns]
     assert late[0] == "/sys/fs/cgroup" and "/sys/fs/cgroup/extra" in late
     assert "/data" not in late and "/proc" not in late
+
+
+def test_which_specs_a_spare_init_fits() -> None:
+    from dockyard.oci.runtime_spec import default_spec
+    from dockyard.runtime.plan import spec_fits_spare
+
+    spec = default_spec(["sh"])
+    assert spec_fits_spare(spec)
+    with_cgroupns = default_spec(["sh"])
+    with_cgroupns["linux"]["namespaces"].append({"type": "cgroup"})
+    assert spec_fits_spare(with_cgroupns)
+    for kind in ("network", "pid", "ipc", "uts"):
+        other = default_spec(["sh"])
+        other["linux"]["namespaces"] = [n for n in other["linux"]["namespaces"]
+                                        if n["type"] != kind]  # the host's
+        assert not spec_fits_spare(other), kind
+        joined = default_spec(["sh"])
+        for n in joined["linux"]["namespaces"]:
+            if n["type"] == kind:
+                n["path"] = "/proc/1/ns/" + kind  # another container's
+        assert not spec_fits_spare(joined), kind

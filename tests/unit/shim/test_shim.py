@@ -415,21 +415,33 @@ def fake_tty_create(spec: dict[str, Any], stdio: Any) -> FakeTtyInit:
 
 
 @pytest.mark.parametrize("line", [
-    b'{"op":"state","x":{"a":1}}', b'{"op":["state"]}', b"[1, 2]", b'"state"', b"{}",
-    b'{"op":"state",}', b'{"op":"state"} trailing', b'{"op":1}', b'{"op":"\\ud800"}',
-    b'{"op":"state","s":"\x01"}',
+    b'{"op":"state","x":{"a":1}}', b'{"x":[1,{"y":"]}"},[]],"op":"state"}',
+    b'{"op":"state","x":{"s":"\\"}{"}}',
 ])
-def test_malformed_requests_are_refused(run_shim: Any, impl: str, line: bytes) -> None:
-    """Requests are flat JSON objects: anything else gets an error reply, and the shim
-    serves on. (The Python shim ignores a nested value in a field it does not read.)"""
+def test_nested_values_in_unread_fields_are_skipped(run_shim: Any, line: bytes) -> None:
+    """A nested object or array in a field the shim does not read is skipped (brackets in
+    its strings included), as Python's json.loads would take it: the daemon's job for a
+    spare native shim carries the rootfs mounts that way."""
     state, _ = run_shim(["true"])
     s = connect(state)
     s.sendall(line + b"\n")
     reply = readline(s)
-    if impl == "python" and line == b'{"op":"state","x":{"a":1}}':
-        assert reply["ok"] is True
-    else:
-        assert reply["ok"] is False and reply["error"]
+    assert reply["ok"] is True and reply["status"] == "created"
+
+
+@pytest.mark.parametrize("line", [
+    b'{"op":["state"]}', b"[1, 2]", b'"state"', b"{}", b'{"op":"state","x":{"a":1}',
+    b'{"op":"state",}', b'{"op":"state"} trailing', b'{"op":1}', b'{"op":"\\ud800"}',
+    b'{"op":"state","s":"\x01"}', b'{"op":"state","x":["]"}', b'{"x":[},"op":"state"}',
+])
+def test_malformed_requests_are_refused(run_shim: Any, impl: str, line: bytes) -> None:
+    """Requests are JSON objects whose fields the shim reads are flat: anything else gets
+    an error reply, and the shim serves on."""
+    state, _ = run_shim(["true"])
+    s = connect(state)
+    s.sendall(line + b"\n")
+    reply = readline(s)
+    assert reply["ok"] is False and reply["error"]
     s2, st = call(state, {"op": "st\u0061te", "pad": "\u00e9\U0001F600", "n": -1.5e3,
                           "b": True, "z": None})
     assert st["ok"] is True and st["status"] == "created"

@@ -2,23 +2,32 @@
  * dockyard-shim: the long-lived part of a container's shim (docs/architecture.md §1, §3).
  *
  * One runs per running container. The Python launcher forks a process that does what
- * needs the runtime: it has its helper create the container's init (runtime/shim.py,
- * _Helper), makes the stdio pipes, binds the control socket, and then execve()s this
- * program, handing it those file descriptors on the command line. From
- * then on no Python runs here, so an idle container costs a few hundred KiB instead of
- * megabytes. runtime/shim.py's Shim class serves the same protocol in Python: it is the
- * fallback when this program is not built, and the reference to read next to it.
+ * needs Python and then execve()s this program, handing it file descriptors on the
+ * command line; from then on no Python runs here, so an idle container costs a few
+ * hundred KiB instead of megabytes. runtime/shim.py's Shim class serves the same protocol
+ * in Python: it is the fallback when this program is not built, and the reference to read
+ * next to it. It runs in one of two modes:
+ *
+ *   a spare (--job-fd, --init-fd, --init-pid; runtime/shim.py, exec_native_spare): exec'd
+ *      before its container is known, beside a spare container init (our child, in fresh
+ *      namespaces). We say "ready" on the job socket, take the job (the shim config as
+ *      JSON + the fd to report on), make the state dir, the logs, the stdio pipes and the
+ *      control socket, and hand the config and the stdio to the init (a Job message of
+ *      runtime/channel.py), which plans, makes its cgroup and sets itself up;
+ *   with a helper (--helper-fd; exec_native): the Python helper creates the init
+ *      (create_init) and holds it until start.
  *
  * A container's life, as this program sees it:
- *   1. the helper reports {"ok":true,"pid":N} (with the pty master over SCM_RIGHTS when
- *      the container has a tty) or {"ok":false,"error":...}; we write status.json and
- *      report {"ok":true,"pid":N,"shim_pid":M} to the launcher on the result fd;
- *   2. we serve the JSON-line protocol on the control socket: state, start (relayed to
- *      the helper, which releases the init), attach, detach, wait, kill, resize;
+ *   1. the init reports Ready (with the pty master over SCM_RIGHTS when the container has
+ *      a tty) or Failed -- or the helper {"ok":true,"pid":N} or {"ok":false,...}; we write
+ *      status.json and report {"ok":true,"pid":N,"shim_pid":M} on the result fd;
+ *   2. we serve the JSON-line protocol on the control socket: state, start (Start to the
+ *      init, or relayed to the helper, which releases it), attach, detach, wait, kill,
+ *      resize;
  *   3. we read the container's output (two pipes, or the pty master), write each line to
  *      the json-file log and copy the bytes to attached clients; we forward their stdin;
- *   4. we reap the init (we are a child subreaper: the init is reparented here when the
- *      helper exits), record the exit in status.json, answer the waiters, kill what is
+ *   4. we reap the init (our child, or reparented here when the helper exits: we are a
+ *      child subreaper), record the exit in status.json, answer the waiters, kill what is
  *      left in the container's cgroups and remove them, linger for slow clients, exit.
  *
  * Single-threaded: one epoll loop, SIGCHLD through a signalfd, every fd non-blocking.
@@ -37,9 +46,11 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -235,7 +246,7 @@ static void json_cstr(struct buf *b, const char *s) { json_str(b, s, strlen(s));
 
 /* Requests are flat objects: {"op":"kill","signal":9,"all":false}. Values are strings,
  * numbers, true, false or null; an object or an array is refused. */
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR };
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_NESTED };
 
 struct jfield {
     const char *key;
@@ -357,6 +368,33 @@ static const char *parse_string(struct cursor *c) {
 
 /* Parse s[0..n) (NUL-terminated at s[n]) into o. Returns 0, or -1 if it is not a flat
  * JSON object. o->pool must be freed either way. */
+/* Skip an object or an array (strings inside may hold brackets; each bracket must close
+ * its own kind; nesting deeper than 64 is refused). */
+static int skip_nested(struct cursor *c) {
+    char open[64];
+    int depth = 0;
+    while (c->p < c->end) {
+        char ch = *c->p++;
+        if (ch == '"') {
+            while (c->p < c->end && *c->p != '"')
+                c->p += *c->p == '\\' ? 2 : 1;
+            if (c->p >= c->end)
+                return -1;
+            c->p++;
+        } else if (ch == '{' || ch == '[') {
+            if (depth == (int)sizeof open)
+                return -1;
+            open[depth++] = ch == '{' ? '}' : ']';
+        } else if (ch == '}' || ch == ']') {
+            if (!depth || open[--depth] != ch)
+                return -1;
+            if (!depth)
+                return 0;
+        }
+    }
+    return -1;
+}
+
 static int json_parse(const char *s, size_t n, struct jobj *o) {
     struct cursor c = {s, s + n, NULL};
     o->n = 0;
@@ -389,8 +427,12 @@ static int json_parse(const char *s, size_t n, struct jobj *o) {
                 if (e == c.p || e > c.end)
                     return -1;
                 c.p = e;
+            } else if (c.p < c.end && (*c.p == '{' || *c.p == '[')) {
+                f->type = J_NESTED;                     /* skipped: nobody here reads it */
+                if (skip_nested(&c) < 0)
+                    return -1;
             } else {
-                return -1;                              /* an object, an array, or junk */
+                return -1;
             }
             o->n++;
         } while (eat(&c, ','));
@@ -459,13 +501,17 @@ static struct {
     double start_timeout, linger;
     /* file descriptors */
     int ep, sig_fd, listen_fd, helper_fd, result_fd, log_fd;
+    /* a spare (--job-fd): the job comes from the daemon; the init is a spare container
+     * init of ours (--init-fd, --init-pid) and helper_fd is its channel (init_mode) */
+    int job_fd, nice;
+    bool init_mode;
     int out_fd[3];        /* the container's output, [STDOUT] and [STDERR]; a pty master is [STDOUT] */
     int stdin_fd;         /* the container's stdin: a pipe, the pty master, or -1 */
     struct buf stdin_buf; /* stdin bytes not written yet */
     bool stdin_close_pending, paused;
     struct buf partial[3];/* the log's unterminated line of each stream */
     /* the container */
-    bool ready;           /* the helper reported the init */
+    bool ready;           /* the helper (or the init) reported the init ready */
     bool gave_up;         /* never started: the init was killed */
     pid_t pid;
     const char *status;   /* "created" | "running" | "exited" */
@@ -550,6 +596,8 @@ static void report(const struct buf *line) {
 
 static void socket_path(char out[4096]) { snprintf(out, 4096, "%s/shim.sock", S.state_dir); }
 
+static void cgroup_cleanup(void);
+
 /* The set-up failed: report it and exit. */
 static void fail_setup(const char *kind, const char *message) {
     struct buf b = {0};
@@ -560,8 +608,15 @@ static void fail_setup(const char *kind, const char *message) {
     json_cstr(&b, kind);
     buf_adds(&b, "}\n");
     report(&b);
-    socket_path(sock);
-    unlink(sock);
+    if (S.state_dir) {
+        socket_path(sock);
+        unlink(sock);
+    }
+    if (S.init_mode && S.pid > 0) {              /* no helper cleans up after the init */
+        kill(S.pid, SIGKILL);
+        waitpid(S.pid, NULL, 0);
+        cgroup_cleanup();
+    }
     exit(1);
 }
 
@@ -1002,6 +1057,8 @@ static ssize_t recv_with_fd(int sock, char *data, size_t size, int *fd) {
     return n;
 }
 
+static void init_ready(int master);
+
 /* The helper's first message: the init exists (or could not be created). */
 static void on_helper(void) {
     static char msg[MAX_REQUEST + 1];
@@ -1021,6 +1078,35 @@ static void on_helper(void) {
     }
     S.pid = (pid_t)jint(&r, "pid", 0);
     free(r.pool);
+    init_ready(master);
+}
+
+/* The messages of a container init's channel (runtime/channel.py): a tag byte, then the
+ * text of Failed and ExecFailed. */
+enum { TAG_READY = 1, TAG_START = 2, TAG_FAILED = 3, TAG_EXEC_FAILED = 4, TAG_JOB = 7 };
+
+/* In init mode, the init's first message: Ready (with the pty master) or Failed. */
+static void on_init(void) {
+    static char msg[MAX_REQUEST + 1];
+    int master = -1;
+    ssize_t n = recv_with_fd(S.helper_fd, msg, MAX_REQUEST, &master);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n > 0 && msg[0] == TAG_READY) {
+        init_ready(master);
+        return;
+    }
+    if (master >= 0)
+        close(master);
+    if (n > 0 && msg[0] == TAG_FAILED) {
+        msg[n] = 0;
+        fail_setup("OCIRuntimeError", msg + 1);
+    }
+    fail_setup("OCIRuntimeError", "the container process exited during set-up");
+}
+
+/* The init is created and waits for "start": report it. */
+static void init_ready(int master) {
     if (S.tty) {
         if (master < 0)
             fail_setup("Internal", "the shim helper sent no pty master");
@@ -1044,6 +1130,44 @@ static void on_helper(void) {
 
 /* ---- requests ----------------------------------------------------------------------------------- */
 
+/* "start" in init mode: Start to the init; end-of-file on its channel means it execve'd,
+ * ExecFailed that it could not (it exits then: its status is the container's). */
+static void start_init(struct conn *c) {
+    static char msg[MAX_REQUEST + 1];
+    int fd = S.helper_fd;
+    S.helper_fd = -1;
+    ssize_t n = -1;
+    static const char start[] = {TAG_START};
+    if (send(fd, start, 1, MSG_NOSIGNAL) == 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 60000) == 1)
+            n = recv_with_fd(fd, msg, MAX_REQUEST, NULL);
+    }
+    close(fd);
+    if (n == 0) {
+        S.status = "running";
+        rfc3339nano(S.started_at);
+        write_status();
+        reply_state(c);
+        return;
+    }
+    if (n > 0 && msg[0] == TAG_EXEC_FAILED) {
+        msg[n] = 0;
+        snprintf(S.error, sizeof S.error, "%.1000s", msg + 1);
+    } else {
+        snprintf(S.error, sizeof S.error, "the container process did not start");
+        kill(S.pid, SIGKILL);
+    }
+    reply_error(c, "OCIRuntimeError", "%s", S.error);
+    int status;
+    if (S.exit_code < 0 && waitpid(S.pid, &status, 0) == S.pid) {
+        S.exit_code = exit_status(status);
+        rfc3339nano(S.finished_at);
+        if (!have_output())
+            finish();
+    }
+}
+
 /* "start": the helper releases the init (execve) and answers; it exits right after. */
 static void do_start(struct conn *c) {
     static char msg[MAX_REQUEST + 1];
@@ -1053,6 +1177,10 @@ static void do_start(struct conn *c) {
     }
     if (S.helper_fd < 0) {
         reply_error(c, "Conflict", "the container's init is gone");
+        return;
+    }
+    if (S.init_mode) {
+        start_init(c);
         return;
     }
     int fd = S.helper_fd;
@@ -1286,7 +1414,7 @@ static void handle(int fd, uint32_t events) {
     else if (fd == S.listen_fd)
         on_accept();
     else if (fd == S.helper_fd && !S.ready)
-        on_helper();
+        S.init_mode ? on_init() : on_helper();
     else if (is_output(fd) || fd == S.stdin_fd)
         on_io(fd, events);
     else
@@ -1335,7 +1463,10 @@ static void usage(void) {
           "         [--result-fd N] [--stdin-fd N] [--stdout-fd N] [--stderr-fd N]\n"
           "         [--tty] [--open-stdin] [--stdin-once] [--cgroup-path PATH]\n"
           "         [--cgroup-mount DIR]... [--start-timeout SECONDS] [--linger SECONDS]\n"
-          "Started by dockyard's launcher (runtime/shim.py, exec_native), not by hand.\n",
+          "       dockyard-shim --job-fd N --init-fd N --init-pid N [--nice N]\n"
+          "         [--cgroup-mount DIR]... [--linger SECONDS]\n"
+          "Started by dockyard's launcher (runtime/shim.py, exec_native and\n"
+          "exec_native_spare), not by hand.\n",
           stderr);
     exit(2);
 }
@@ -1362,14 +1493,182 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--cgroup-mount") && S.n_mounts < MAX_MOUNTS) S.cgroup_mounts[S.n_mounts++] = v;
         else if (!strcmp(a, "--start-timeout")) S.start_timeout = atof(v);
         else if (!strcmp(a, "--linger")) S.linger = atof(v);
+        else if (!strcmp(a, "--job-fd")) S.job_fd = atoi(v);
+        else if (!strcmp(a, "--init-fd")) S.helper_fd = atoi(v), S.init_mode = true;
+        else if (!strcmp(a, "--init-pid")) S.pid = (pid_t)atoi(v);
+        else if (!strcmp(a, "--nice")) S.nice = atoi(v);
         else usage();
     }
-    if (!S.id || !S.state_dir || S.listen_fd < 0 || S.helper_fd < 0 || S.log_fd < 0)
+    if (S.job_fd >= 0 ? !S.init_mode || S.pid <= 0
+                      : !S.id || !S.state_dir || S.listen_fd < 0 || S.helper_fd < 0 || S.log_fd < 0)
         usage();
 }
 
+/* ---- a spare: waiting for the job ------------------------------------------------------------ */
+
+/* A copy of a cgroup path as "/a/b" (empty parts dropped), or NULL if it is empty or has
+ * a "." or ".." part: then the cgroup is not ours to clean up (the init refuses it too). */
+static const char *clean_cgroup_path(const char *path) {
+    if (!path)
+        return NULL;
+    struct buf b = {0};
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (!n)
+            break;
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            buf_free(&b);
+            return NULL;
+        }
+        buf_adds(&b, "/");
+        buf_add(&b, p, n);
+        p += n;
+    }
+    if (!b.len)
+        return NULL;
+    buf_add(&b, "", 1);                          /* the NUL */
+    return b.data;
+}
+
+/* mkdir -p, mode 0755 (the umask applies), as Python's os.makedirs(exist_ok=True). */
+static int mkdir_p(const char *path) {
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int open_or_die(const char *path, int flags, mode_t mode) {
+    int fd = open(path, flags | O_CLOEXEC, mode);
+    if (fd < 0) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "open %s: %s", path, strerror(errno));
+        fail_setup("Internal", msg);
+    }
+    return fd;
+}
+
+/* The control socket <state-dir>/shim.sock, mode 0600, listening. A path too long for
+ * sun_path is reached through /proc/self/fd/<the directory> (util/unixsock.py does the
+ * same for Python). */
+static int listen_control(void) {
+    char path[4096];
+    socket_path(path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int dir = -1;
+    if (strlen(path) < sizeof a.sun_path) {
+        snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    } else {
+        dir = open(S.state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/shim.sock", dir);
+    }
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 64) < 0) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "control socket %s: %s", path, strerror(errno));
+        fail_setup("Internal", msg);
+    }
+    if (dir >= 0)
+        close(dir);
+    return fd;
+}
+
+/* A spare: tell the daemon we are ready (at the priority we were made from), wait for the
+ * job (the shim config as JSON, with the fd to report on), set up what the Python shim
+ * would have (state dir, our own log, the container's log and stdio pipes, the control
+ * socket), and hand the config and the stdio to the spare init (a Job message). */
+static void receive_job(void) {
+    static char job[MAX_REQUEST + 1];
+    int result = -1;
+    if (S.nice != INT32_MIN)
+        setpriority(PRIO_PROCESS, 0, S.nice);
+    if (send(S.job_fd, "ready", 5, MSG_NOSIGNAL) < 0 && errno != EPIPE)
+        warn("ready: %s", strerror(errno));
+    struct pollfd p = {S.job_fd, POLLIN, 0};
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    ssize_t n = recv_with_fd(S.job_fd, job + 1, MAX_REQUEST - 1, &result);
+    close(S.job_fd);
+    S.job_fd = -1;
+    if (n <= 0)                                  /* no job: the spare init reads EOF too */
+        exit(0);
+    S.result_fd = result;
+    errno = 0;                                   /* the spare init runs as we do from now on */
+    int nice = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, (id_t)S.pid, nice);
+    struct jobj cfg;
+    if (json_parse(job + 1, (size_t)n, &cfg) < 0 || !jstr(&cfg, "id") ||
+        !jstr(&cfg, "state_dir") || !jstr(&cfg, "log_path"))
+        fail_setup("Internal", "a bad job for the shim");
+    S.id = jstr(&cfg, "id");                     /* (cfg.pool lives as long as we do) */
+    S.state_dir = jstr(&cfg, "state_dir");
+    S.tty = jbool(&cfg, "tty", false);
+    S.open_stdin = jbool(&cfg, "open_stdin", false);
+    S.stdin_once = jbool(&cfg, "stdin_once", false);
+    S.cgroup_path = clean_cgroup_path(jstr(&cfg, "cgroup_path"));
+    S.start_timeout = (double)jint(&cfg, "start_timeout", (long)S.start_timeout);
+    if (mkdir_p(S.state_dir) < 0) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "mkdir %s: %s", S.state_dir, strerror(errno));
+        fail_setup("Internal", msg);
+    }
+    char path[4096];                             /* our own diagnostics: shim.log, as in Python */
+    snprintf(path, sizeof path, "%s/shim.log", S.state_dir);
+    int own = open_or_die(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int null = open_or_die("/dev/null", O_RDONLY, 0);
+    dup2(null, 0), dup2(own, 1), dup2(own, 2);
+    close(null), close(own);
+    S.log_fd = open_or_die(jstr(&cfg, "log_path"), O_WRONLY | O_APPEND | O_CREAT, 0640);
+    int child[3] = {-1, -1, -1};
+    if (!S.tty) {
+        int pin[2] = {-1, -1}, pout[2], perr[2];
+        if (S.open_stdin ? pipe2(pin, O_CLOEXEC) : (pin[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+            fail_setup("Internal", "stdin pipe");
+        if (pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0)
+            fail_setup("Internal", "output pipes");
+        child[0] = pin[0], child[1] = pout[1], child[2] = perr[1];
+        S.stdin_fd = pin[1];
+        S.out_fd[STDOUT] = pout[0];
+        S.out_fd[STDERR] = perr[0];
+    }
+    job[0] = TAG_JOB;                            /* the config, as it came, to the init */
+    union { struct cmsghdr h; char buf[CMSG_SPACE(3 * sizeof(int))]; } u;
+    struct iovec iov = {job, (size_t)n + 1};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (!S.tty) {
+        m.msg_control = u.buf;
+        m.msg_controllen = sizeof u.buf;
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(3 * sizeof(int));
+        memcpy(CMSG_DATA(h), child, 3 * sizeof(int));
+    }
+    if (sendmsg(S.helper_fd, &m, MSG_NOSIGNAL) < 0)
+        fail_setup("Internal", "the spare container init is gone");
+    for (int i = 0; i < 3; i++)
+        if (child[i] >= 0)
+            close(child[i]);
+    S.listen_fd = listen_control();
+}
+
 int main(int argc, char **argv) {
-    S.listen_fd = S.helper_fd = S.result_fd = S.log_fd = S.stdin_fd = -1;
+    S.listen_fd = S.helper_fd = S.result_fd = S.log_fd = S.stdin_fd = S.job_fd = -1;
+    S.nice = INT32_MIN;
     S.out_fd[0] = S.out_fd[STDOUT] = S.out_fd[STDERR] = -1;
     S.exit_code = -1;
     S.status = "created";
@@ -1377,6 +1676,8 @@ int main(int argc, char **argv) {
     S.linger = 5.0;                              /* seconds to wait for slow clients after the exit */
     S.next_token = 1;
     parse_args(argc, argv);
+    if (S.job_fd >= 0)
+        receive_job();
 
     /* Dispositions come from the Python parent: we reap (SIGCHLD must not be ignored),
      * and a client that hangs up must not kill us (SIGPIPE is). */
