@@ -33,6 +33,7 @@ from dockyard.engine.system import SystemInfo
 from dockyard.errors import Conflict, NotFound
 from dockyard.image.service import ImageService
 from dockyard.oci.mount import Mount
+from dockyard.runtime.cgroups import prune_spare_cgroups
 from dockyard.runtime.shimclient import Launcher
 from dockyard.store.containers import ContainerRecords
 from dockyard.store.db import Database
@@ -104,7 +105,7 @@ class Engine:
         cfg.exec_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.db_path)
         self.image_service = ImageService.open(cfg.data_root, self.db)
-        self.launcher = Launcher(shim=cfg.shim or None)
+        self.launcher = Launcher(shim=cfg.shim or None, cgroup_parent=cfg.cgroup_parent)
         self.containers = ContainerService(
             cfg,
             ContainerRecords(self.db),
@@ -149,6 +150,7 @@ class Engine:
         return self.image_service.count()
 
     async def start(self) -> None:
+        prune_spare_cgroups(self.cfg.cgroup_parent)  # a spare shim killed outright leaves its own
         await self.launcher.start()
         await self.containers.restore()
         # a container rootfs whose container is gone (a crash between the two removals)

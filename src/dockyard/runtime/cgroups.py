@@ -571,6 +571,28 @@ def procs_files_of_pid(pid: int, root: Path = DEFAULT_ROOT, proc_root: str = "/p
 __all__ += ["device_rule", "procs_files_of_pid"]
 
 
+def prune_spare_cgroups(parent: str, root: Path = DEFAULT_ROOT) -> list[str]:
+    """Remove the empty ``spare-<pid>`` cgroups under ``parent`` (what a spare shim killed
+    before it could clean up leaves; see ``shim.spare_cgroup``); the ones removed."""
+    out = []
+    try:
+        _version, hs = discover(root)
+        for h in hs:
+            base = h.mount / parent.strip("/")
+            for d in base.glob("spare-*") if base.is_dir() else ():
+                try:
+                    d.rmdir()
+                    out.append(str(d))
+                except OSError:
+                    continue  # still in use, or gone
+    except (OSError, DockyardError):
+        pass
+    return out
+
+
+__all__ += ["prune_spare_cgroups"]
+
+
 def warm_up(root: Path = DEFAULT_ROOT) -> None:
     """Move the calling process into the cgroup it is already in (a no-op move).
 

@@ -38,7 +38,14 @@ from dockyard.linux import ns, sched
 from dockyard.linux.proc import process_state
 from dockyard.linux.syscalls import LinuxSyscalls, Syscalls
 from dockyard.oci.runtime_spec import validate_process, validate_spec
-from dockyard.runtime.cgroups import DEFAULT_ROOT, Cgroup, discover, open_cgroup, procs_files_of_pid
+from dockyard.runtime.cgroups import (
+    DEFAULT_ROOT,
+    Cgroup,
+    discover,
+    open_cgroup,
+    parse_proc_cgroup,
+    procs_files_of_pid,
+)
 from dockyard.runtime.channel import Channel, ExecFailed, Failed, Plan, Proceed, Ready, Start
 from dockyard.runtime.init import run_exec, run_init, run_spare_init, spare_fits
 from dockyard.runtime.plan import InitPlan, build_init_plan, build_process_plan
@@ -304,6 +311,7 @@ class SpareInit:
 
         def body() -> None:
             parent.close()
+            warm_up_planning()
             run_spare_init(sc, child, plan_job)
 
         try:
@@ -473,6 +481,28 @@ def _plan(spec: Mapping[str, Any], bundle: str | Path, rootfs_mounts: Sequence[M
     return plan, cg
 
 
+def warm_up_planning() -> InitPlan:
+    """A dry run of a container's planning (the spec checked, a Job's config parsed, the
+    plan built) in a process forked from the launcher, ahead of its job: the copy-on-write
+    faults on the launcher's pages that this code touches are taken now, not on the path
+    of a container's start."""
+    from dockyard.oci.mount import Mount
+    from dockyard.oci.runtime_spec import default_spec
+
+    cfg = json.loads(json.dumps({"bundle": "/warm-up", "cgroup_path": "/warm/up",
+                                 "rootfs_mounts": [Mount("overlay", "overlay", (
+                                     "lowerdir=/a", "upperdir=/b", "workdir=/c")).to_json()]}))
+    spec = json.loads(json.dumps(default_spec(["true"], cgroups_path="/warm/up")))
+    validate_spec(spec)
+    mounts = [Mount.from_json(m) for m in cfg["rootfs_mounts"]]
+    cg = open_cgroup(cfg["cgroup_path"])
+    return build_init_plan(spec, Path(cfg["bundle"]), rootfs_mounts=mounts,
+                           cgroup_procs=[f"/proc/self/fd/{n}" for n in
+                                         range(len(cg.procs_files()))],
+                           hierarchies=cg.hierarchies, cgroup_version=cg.version,
+                           is_dir=lambda path: True)
+
+
 def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT) -> InitPlan:
     """In a spare init, its job from the native shim (``Job``: the shim config as JSON,
     ``runtime.shim.ShimConfig``): read the bundle's config.json, plan, and make and limit
@@ -493,10 +523,13 @@ def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT) -> InitPlan:
     procs: list[str] = []
     if cg is not None:
         try:
-            cg.create()
+            cg.create()  # (idempotent: the shim may have renamed our spare cgroup to it)
             cg.apply((spec.get("linux") or {}).get("resources"))
-            for path in cg.procs_files():
-                procs.append(f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}")
+            with open("/proc/self/cgroup") as f:
+                now = parse_proc_cgroup(f.read())
+            for h, path in zip(cg.hierarchies, cg.procs_files(), strict=True):
+                if now.get(h.key) != cg.path:  # not in it yet
+                    procs.append(f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}")
         except (OSError, DockyardError) as exc:
             raise _cgroup_error(cg, exc) from exc
     plan, _ = _plan(spec, cfg["bundle"], mounts, cgroup_path, cgroup_root, cgroup_procs=procs)

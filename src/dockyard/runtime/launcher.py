@@ -2,8 +2,9 @@
 
 The daemon is multi-threaded and runs an event loop, so it must never fork to build a
 container (STYLE.md §2.5). At start-up it runs this module once, in a fresh interpreter:
-``python -m dockyard.runtime.launcher FD [--shim PATH]``, where FD is its end of a
-socketpair and PATH the native shim (``dockyard-shim``; without it shims run in Python).
+``python -m dockyard.runtime.launcher FD [--shim PATH] [--cgroup-parent CG]``, where FD is
+its end of a socketpair, PATH the native shim (``dockyard-shim``; without it shims run in
+Python) and CG the cgroup that containers' cgroups go under.
 The launcher imports everything its children need, freezes the heap (``gc.freeze()``:
 forked children then share those pages copy-on-write) and serves JSON lines on FD.
 
@@ -124,13 +125,14 @@ class _Spare:
             self.sock.close()
 
 
-def _prepare_shim(native: str | None, spare_init: bool = True,
+def _prepare_shim(native: str | None, spare_init: bool = True, cgroup_parent: str | None = None,
                   ) -> Callable[[int | None, socket.socket], Any]:
     """A spare shim: its own session, default signals, a child subreaper; then
 
     * with ``native`` (the native shim's path): a spare container init forked and the
       native shim exec'd at once, to take its job from the spare's socket itself
-      (``shim.exec_native_spare``);
+      (``shim.exec_native_spare``; the spare init waits in a cgroup of its own under
+      ``cgroup_parent``, to be renamed to the container's);
     * else (the Python shim, or a job whose init must be forked fresh): its creation
       helper forked (``shim._Helper``, with a spare init of its own if ``spare_init``),
       waiting for the container's config."""
@@ -144,7 +146,8 @@ def _prepare_shim(native: str | None, spare_init: bool = True,
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         shim._set_subreaper()
         if native:
-            shim.exec_native_spare(native, sock.fileno(), nice)  # returns if it cannot
+            shim.exec_native_spare(native, sock.fileno(), nice,  # returns if it cannot
+                                   cgroup_parent)
         helper = shim._Helper(warm=True, spare_init=spare_init)
         shim.warm_up()
         return helper
@@ -207,7 +210,7 @@ def _run_exec(job: dict[str, Any], fds: list[int], _state: Any) -> int:
     return execshim.main(job["config"], fds[0], fds[1] if len(fds) > 1 else -1)
 
 
-def serve(fd: int, shim_binary: str | None = None) -> None:
+def serve(fd: int, shim_binary: str | None = None, cgroup_parent: str | None = None) -> None:
     """The launcher's loop on socket ``fd``; returns when the daemon closes it."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
@@ -217,7 +220,8 @@ def serve(fd: int, shim_binary: str | None = None) -> None:
     outq: deque[tuple[bytes, list[int]]] = deque()   # lines to send, each with its fds
     fdq: deque[int] = deque()                        # received fds not yet taken by a request
     pending: dict[int, tuple[int, bytearray]] = {}   # result fd -> (request id, bytes so far)
-    kinds = {"spawn": (_prepare_shim(shim_binary), _run_shim(shim_binary)),
+    kinds = {"spawn": (_prepare_shim(shim_binary, cgroup_parent=cgroup_parent),
+                       _run_shim(shim_binary)),
              "exec": (_prepare_exec, _run_exec)}
 
     def held() -> set[int]:
@@ -318,7 +322,9 @@ def serve(fd: int, shim_binary: str | None = None) -> None:
 
 def main() -> None:
     fd = int(sys.argv[1])
-    shim_binary = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--shim" else None
+    opts = dict(zip(sys.argv[2::2], sys.argv[3::2], strict=False))
+    shim_binary = opts.get("--shim")
+    cgroup_parent = opts.get("--cgroup-parent")
     try:
         from dockyard.linux.caps import set_pdeathsig
 
@@ -339,7 +345,7 @@ def main() -> None:
     discover()  # the host's cgroup mounts, cached for every child
     gc.collect()
     gc.freeze()
-    serve(fd, shim_binary)
+    serve(fd, shim_binary, cgroup_parent)
 
 
 if __name__ == "__main__":

@@ -307,18 +307,9 @@ def warm_up() -> None:
 
 def _warm_up_creation() -> None:
     """The same in a spare's helper: a dry run of ``create_init``'s planning."""
-    from dockyard.oci.mount import Mount
-    from dockyard.oci.runtime_spec import default_spec, validate_spec
-    from dockyard.runtime.cgroups import discover
-    from dockyard.runtime.plan import build_init_plan
+    from dockyard.runtime.container import warm_up_planning
 
-    spec = default_spec(["true"], cgroups_path="/warm/up")
-    validate_spec(spec)
-    version, hierarchies = discover()
-    mounts = [Mount.from_json(Mount("overlay", "overlay", ("lowerdir=/a", "upperdir=/b",
-                                                            "workdir=/c")).to_json())]
-    build_init_plan(spec, Path("/warm-up"), rootfs_mounts=mounts, hierarchies=hierarchies,
-                    cgroup_version=version, is_dir=lambda path: True)
+    warm_up_planning()
 
 
 def _creator(cfg: ShimConfig, spare: Any = None) -> Callable[..., Any]:
@@ -368,7 +359,8 @@ def _listen(state_dir: str) -> socket.socket:
     return lsock
 
 
-def exec_native_spare(binary: str, job_fd: int, nice: int | None) -> None:
+def exec_native_spare(binary: str, job_fd: int, nice: int | None,
+                      cgroup_parent: str | None = None) -> None:
     """Become a *spare* native shim before the container is known (in a spare of the
     launcher's, after its common set-up; returns only when no spare init can be made here,
     and then the caller goes on as a Python spare).
@@ -379,7 +371,12 @@ def exec_native_spare(binary: str, job_fd: int, nice: int | None) -> None:
     JSON, with the fd to report on) from ``job_fd``, sets up the state dir, log, stdio
     pipes and control socket itself, and hands the config to the spare init, which plans,
     makes its cgroup and mounts its rootfs (``container.plan_job``). So no Python process
-    stands between the daemon and a container's init when it starts."""
+    stands between the daemon and a container's init when it starts.
+
+    With ``cgroup_parent`` on a cgroup v1 host, the spare init is also moved, now, into a
+    cgroup of its own, ``<cgroup_parent>/spare-<pid>``, in every v1 hierarchy; the native
+    shim renames it to the container's (v1 allows a rename within the same parent), so a
+    start neither makes those directories nor moves a process there (``spare_cgroup``)."""
     from dockyard.errors import DockyardError
     from dockyard.runtime.cgroups import discover
     from dockyard.runtime.container import SpareInit
@@ -393,11 +390,42 @@ def exec_native_spare(binary: str, job_fd: int, nice: int | None) -> None:
             "--init-pid", str(spare.pid)]
     if nice is not None:
         argv += ["--nice", str(nice)]
+    spare_cg = spare_cgroup(cgroup_parent, spare.pid)
+    if spare_cg:
+        argv += ["--spare-cgroup", spare_cg]
     for h in discover()[1]:
         argv += ["--cgroup-mount", str(h.mount)]
     os.set_inheritable(job_fd, True)
     os.set_inheritable(spare.chan.fileno(), True)
     os.execv(binary, argv)
+
+
+def spare_cgroup(parent: str | None, pid: int) -> str | None:
+    """Make ``<parent>/spare-<pid>`` in every cgroup v1 hierarchy and move ``pid`` into it;
+    its path, or None where that cannot be (no parent, a cgroup v2 host, an error: then
+    nothing is left behind). The cgroup v2 hierarchy of a hybrid host is left out: it has
+    no rename, so the init makes and joins its cgroup there itself."""
+    from dockyard.errors import DockyardError
+    from dockyard.runtime.cgroups import CgroupV1, discover
+
+    if not parent:
+        return None
+    version, hierarchies = discover()
+    v1 = tuple(h for h in hierarchies if h.fstype == "cgroup")
+    if version != "v1" or not v1:
+        return None
+    cg = CgroupV1(f"{parent}/spare-{pid}", v1)
+    try:
+        cg.create()
+        cg.add(pid)
+    except (OSError, DockyardError) as exc:
+        os.write(2, f"dockyard shim: no spare cgroup: {exc}\n".encode())
+        try:
+            cg.destroy(timeout=1.0)
+        except (OSError, DockyardError):
+            pass
+        return None
+    return cg.path
 
 
 def exec_native(cfg: ShimConfig, result_fd: int, binary: str,

@@ -100,8 +100,9 @@ class Launcher:
 
     KINDS = ("spawn", "exec")
 
-    def __init__(self, shim: str | None = None) -> None:
+    def __init__(self, shim: str | None = None, cgroup_parent: str | None = None) -> None:
         self.shim_binary = shim_binary(shim)      # None: shims in Python
+        self.cgroup_parent = cgroup_parent        # where spare inits wait (see launcher)
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
@@ -118,6 +119,8 @@ class Launcher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         theirs.set_inheritable(True)
         extra = ["--shim", self.shim_binary] if self.shim_binary else []
+        if self.cgroup_parent:
+            extra += ["--cgroup-parent", self.cgroup_parent]
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dockyard.runtime.launcher", str(theirs.fileno()), *extra,
             pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL,

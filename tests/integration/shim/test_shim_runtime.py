@@ -311,3 +311,69 @@ def test_a_spare_native_shim_reports_a_failed_init(container: Any) -> None:
 
     asyncio.run(scenario())
     assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))
+
+
+@pytest.mark.parametrize("same_parent", [True, False])
+def test_the_spare_cgroup_becomes_the_containers(same_parent: bool, container: Any) -> None:
+    """A spare native shim's init waits in ``<parent>/spare-<pid>`` (cgroup v1
+    hierarchies); the job renames that to the container's cgroup when the parent is the
+    same, else the init makes and joins the container's cgroup itself. Either way the init
+    ends up in the container's cgroup everywhere, and no spare cgroup is left behind."""
+    require_native()
+    _, hs = discover()
+    if not any(h.fstype == "cgroup" for h in hs):
+        pytest.skip("no cgroup v1 hierarchy here")
+    cfg = container(["sleep", "30"])
+    parent = cfg.cgroup_path.rsplit("/", 1)[0]
+    launcher_parent = parent if same_parent else f"/dockyard-test-{uuid.uuid4().hex[:12]}"
+
+    async def scenario() -> tuple[dict[str, str], list[Path]]:
+        launcher = Launcher(shim="native", cgroup_parent=launcher_parent)
+        await launcher.start()
+        try:
+            assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
+            spares = [p for h in hs for p in (h.mount / launcher_parent.lstrip("/")).glob("spare-*")]
+            assert spares  # the spare waits in its own cgroup
+            res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            with open(f"/proc/{res['pid']}/cgroup") as f:
+                paths = dict(line.split(":", 2)[1:] for line in f.read().splitlines())
+            await ShimClient(cfg.state_dir).call("kill", signal=9)
+            return paths, spares
+        finally:
+            await launcher.close()
+
+    paths, spares = asyncio.run(scenario())
+    assert {k: v for k, v in paths.items() if k} and all(
+        v == cfg.cgroup_path for v in paths.values()), paths
+    assert wait_for(lambda: not any(p.exists() for p in spares))
+    assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))
+    assert wait_for(lambda: not cgroup_dirs(f"{launcher_parent}/x"))  # pruned with its spares
+
+
+def test_stale_spare_cgroups_are_pruned_but_busy_ones_kept() -> None:
+    """What a spare shim killed outright leaves (an empty ``spare-<pid>`` cgroup) is removed
+    at the daemon's start; a spare cgroup with a process in it stays."""
+    from dockyard.runtime.cgroups import CgroupV1, prune_spare_cgroups
+
+    _, hs = discover()
+    v1 = tuple(h for h in hs if h.fstype == "cgroup")
+    if not v1:
+        pytest.skip("no cgroup v1 hierarchy here")
+    parent = f"/dockyard-test-{uuid.uuid4().hex[:12]}"
+    stale, busy = CgroupV1(f"{parent}/spare-1", v1), CgroupV1(f"{parent}/spare-2", v1)
+    stale.create()
+    busy.create()
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        busy.add(pid)
+        removed = prune_spare_cgroups(parent)
+        assert len(removed) == len(v1) and all(r.endswith("/spare-1") for r in removed)
+        assert not stale.exists() and busy.exists()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        busy.destroy()
+    assert not cgroup_dirs(parent)

@@ -505,6 +505,7 @@ static struct {
      * init of ours (--init-fd, --init-pid) and helper_fd is its channel (init_mode) */
     int job_fd, nice;
     bool init_mode;
+    const char *spare_cgroup;  /* --spare-cgroup: the spare init's own v1 cgroup, to rename */
     int out_fd[3];        /* the container's output, [STDOUT] and [STDERR]; a pty master is [STDOUT] */
     int stdin_fd;         /* the container's stdin: a pipe, the pty master, or -1 */
     struct buf stdin_buf; /* stdin bytes not written yet */
@@ -597,6 +598,7 @@ static void report(const struct buf *line) {
 static void socket_path(char out[4096]) { snprintf(out, 4096, "%s/shim.sock", S.state_dir); }
 
 static void cgroup_cleanup(void);
+static void spare_cgroup_cleanup(void);
 
 /* The set-up failed: report it and exit. */
 static void fail_setup(const char *kind, const char *message) {
@@ -616,6 +618,7 @@ static void fail_setup(const char *kind, const char *message) {
         kill(S.pid, SIGKILL);
         waitpid(S.pid, NULL, 0);
         cgroup_cleanup();
+        spare_cgroup_cleanup();
     }
     exit(1);
 }
@@ -1107,6 +1110,7 @@ static void on_init(void) {
 
 /* The init is created and waits for "start": report it. */
 static void init_ready(int master) {
+    spare_cgroup_cleanup();                      /* what the init left of it, if anything */
     if (S.tty) {
         if (master < 0)
             fail_setup("Internal", "the shim helper sent no pty master");
@@ -1464,6 +1468,7 @@ static void usage(void) {
           "         [--tty] [--open-stdin] [--stdin-once] [--cgroup-path PATH]\n"
           "         [--cgroup-mount DIR]... [--start-timeout SECONDS] [--linger SECONDS]\n"
           "       dockyard-shim --job-fd N --init-fd N --init-pid N [--nice N]\n"
+          "         [--spare-cgroup PATH]\n"
           "         [--cgroup-mount DIR]... [--linger SECONDS]\n"
           "Started by dockyard's launcher (runtime/shim.py, exec_native and\n"
           "exec_native_spare), not by hand.\n",
@@ -1497,6 +1502,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--init-fd")) S.helper_fd = atoi(v), S.init_mode = true;
         else if (!strcmp(a, "--init-pid")) S.pid = (pid_t)atoi(v);
         else if (!strcmp(a, "--nice")) S.nice = atoi(v);
+        else if (!strcmp(a, "--spare-cgroup")) S.spare_cgroup = v;
         else usage();
     }
     if (S.job_fd >= 0 ? !S.init_mode || S.pid <= 0
@@ -1586,6 +1592,49 @@ static int listen_control(void) {
     return fd;
 }
 
+/* rmdir dir and then its ancestors below root while they are empty (a cgroup parent such
+ * as /dockyard goes with its last child). */
+static void rmdir_pruning(char *dir, size_t root) {
+    if (rmdir(dir) < 0)
+        return;
+    char *slash;
+    while ((slash = strrchr(dir + root, '/')) && slash > dir + root) {
+        *slash = 0;
+        if (rmdir(dir) < 0)
+            break;
+    }
+}
+
+/* The spare init's cgroup becomes the container's: a rename in each v1 hierarchy (same
+ * parent only). Where it cannot (another parent, the cgroup2 hierarchy, a name taken),
+ * the init makes and joins the container's cgroup itself, and the spare's directories,
+ * left empty, are removed by spare_cgroup_cleanup once the init is ready. */
+static void take_spare_cgroup(void) {
+    if (!S.spare_cgroup || !S.cgroup_path)
+        return;
+    const char *a = strrchr(S.spare_cgroup, '/'), *b = strrchr(S.cgroup_path, '/');
+    if (a - S.spare_cgroup != b - S.cgroup_path || strncmp(S.spare_cgroup, S.cgroup_path, (size_t)(a - S.spare_cgroup)))
+        return;
+    char from[4096], to[4096];
+    for (int i = 0; i < S.n_mounts; i++) {
+        snprintf(from, sizeof from, "%s%s", S.cgroup_mounts[i], S.spare_cgroup);
+        snprintf(to, sizeof to, "%s%s", S.cgroup_mounts[i], S.cgroup_path);
+        if (rename(from, to) < 0 && errno != ENOENT)
+            warn("cgroup %s -> %s: %s", from, to, strerror(errno));
+    }
+}
+
+static void spare_cgroup_cleanup(void) {
+    if (!S.spare_cgroup)
+        return;
+    char dir[4096];
+    for (int i = 0; i < S.n_mounts; i++) {
+        snprintf(dir, sizeof dir, "%s%s", S.cgroup_mounts[i], S.spare_cgroup);
+        rmdir_pruning(dir, strlen(S.cgroup_mounts[i]));
+    }
+    S.spare_cgroup = NULL;
+}
+
 /* A spare: tell the daemon we are ready (at the priority we were made from), wait for the
  * job (the shim config as JSON, with the fd to report on), set up what the Python shim
  * would have (state dir, our own log, the container's log and stdio pipes, the control
@@ -1603,8 +1652,12 @@ static void receive_job(void) {
     ssize_t n = recv_with_fd(S.job_fd, job + 1, MAX_REQUEST - 1, &result);
     close(S.job_fd);
     S.job_fd = -1;
-    if (n <= 0)                                  /* no job: the spare init reads EOF too */
+    if (n <= 0) {                                /* no job: the daemon went away */
+        kill(S.pid, SIGKILL);
+        waitpid(S.pid, NULL, 0);
+        spare_cgroup_cleanup();
         exit(0);
+    }
     S.result_fd = result;
     errno = 0;                                   /* the spare init runs as we do from now on */
     int nice = getpriority(PRIO_PROCESS, 0);
@@ -1620,6 +1673,7 @@ static void receive_job(void) {
     S.open_stdin = jbool(&cfg, "open_stdin", false);
     S.stdin_once = jbool(&cfg, "stdin_once", false);
     S.cgroup_path = clean_cgroup_path(jstr(&cfg, "cgroup_path"));
+    take_spare_cgroup();
     S.start_timeout = (double)jint(&cfg, "start_timeout", (long)S.start_timeout);
     if (mkdir_p(S.state_dir) < 0) {
         char msg[4200];
