@@ -224,10 +224,28 @@ def daemon() -> Iterator[Daemon]:
         shutil.rmtree(d.base, ignore_errors=True)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+def _print_log_if_failed(request: pytest.FixtureRequest, d: Daemon) -> None:
+    if request.node.stash.get(_FAILED, False) and d.log.exists():
+        print(f"--- the daemon's log ({d.log}), its end:\n{d.log.read_text()[-6000:]}")
+
+
 @pytest.fixture
-def fresh_daemon() -> Iterator[Daemon]:
-    """A daemon of its own, for tests that restart or kill it."""
+def fresh_daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
+    """A daemon of its own, for tests that restart or kill it (its log is printed when the
+    test failed)."""
     d = _new_daemon()
+    request.addfinalizer(lambda: _print_log_if_failed(request, d))
     try:
         d.start()
         d.import_busybox()

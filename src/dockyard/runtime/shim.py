@@ -104,6 +104,8 @@ class ShimConfig:
     start_timeout: float = START_TIMEOUT   # a container never started is given up after this
     fresh: bool = False            # the init needs namespaces a spare init does not have:
     # a spare shim cannot take it, the launcher forks a shim and a fresh init for it
+    start: bool = False            # start the init once it is ready (the native shim in a
+    # spare does; the others wait for "start" as ever): its report then has "started_at"
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ShimConfig":

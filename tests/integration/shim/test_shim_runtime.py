@@ -377,3 +377,34 @@ def test_stale_spare_cgroups_are_pruned_but_busy_ones_kept() -> None:
         os.waitpid(pid, 0)
         busy.destroy()
     assert not cgroup_dirs(parent)
+
+
+def test_a_job_that_says_start_starts_and_waits_for_its_wait(container: Any) -> None:
+    """``"start": true`` (nobody attaches first): the native shim starts the init as soon
+    as it is ready, reports ``started_at``, and after the exit stays until a ``wait`` comes,
+    so the daemon cannot miss the exit code; the Python shim ignores it (no ``started_at``)
+    and is started as ever."""
+    require_native()
+    cfg = container(["sh", "-c", "echo early; exit 4"], start=True)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], bool]:
+        launcher = Launcher(shim="native")
+        await launcher.start()
+        try:
+            assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
+            res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            await asyncio.sleep(0.5)  # it has exited by now
+            status = json.loads((Path(cfg.state_dir) / "status.json").read_text())
+            alive_before_wait = Path(cfg.state_dir, "shim.sock").exists()
+            done = await asyncio.wait_for(await ShimClient(cfg.state_dir).open_wait(), 20)
+            assert status["status"] == "exited"
+            return res, done, alive_before_wait
+        finally:
+            await launcher.close()
+
+    res, done, alive_before_wait = asyncio.run(scenario())
+    assert res["started_at"] and res["pid"] > 0
+    assert alive_before_wait and done["exit_code"] == 4 and done["status"] == "exited"
+    log = [json.loads(x)["log"] for x in Path(cfg.log_path).read_text().splitlines()]
+    assert log == ["early\n"]
+    assert wait_for(lambda: not Path(cfg.state_dir, "shim.sock").exists())

@@ -506,6 +506,8 @@ static struct {
     int job_fd, nice;
     bool init_mode;
     const char *spare_cgroup;  /* --spare-cgroup: the spare init's own v1 cgroup, to rename */
+    bool autostart;            /* the job's "start": start the init as soon as it is ready */
+    bool await_wait;           /* ... and so stay, after the exit, until a "wait" came */
     int out_fd[3];        /* the container's output, [STDOUT] and [STDERR]; a pty master is [STDOUT] */
     int stdin_fd;         /* the container's stdin: a pipe, the pty master, or -1 */
     struct buf stdin_buf; /* stdin bytes not written yet */
@@ -1061,6 +1063,7 @@ static ssize_t recv_with_fd(int sock, char *data, size_t size, int *fd) {
 }
 
 static void init_ready(int master);
+static bool release_init(void);
 
 /* The helper's first message: the init exists (or could not be created). */
 static void on_helper(void) {
@@ -1123,9 +1126,16 @@ static void init_ready(int master) {
     watch(S.helper_fd, 0);                       /* kept for "start" */
     S.ready = true;
     S.created_at = now_mono();
+    if (S.autostart && !release_init())          /* the job said start: nobody attaches first */
+        fail_setup("OCIRuntimeError", S.error);
     write_status();
     struct buf b = {0};
-    buf_addf(&b, "{\"ok\":true,\"pid\":%d,\"shim_pid\":%d}\n", (int)S.pid, (int)getpid());
+    buf_addf(&b, "{\"ok\":true,\"pid\":%d,\"shim_pid\":%d", (int)S.pid, (int)getpid());
+    if (S.autostart) {
+        buf_adds(&b, ",\"started_at\":");
+        json_cstr(&b, S.started_at);
+    }
+    buf_adds(&b, "}\n");
     report(&b);
     buf_free(&b);
     watch(S.listen_fd, EPOLLIN);
@@ -1135,8 +1145,9 @@ static void init_ready(int master) {
 /* ---- requests ----------------------------------------------------------------------------------- */
 
 /* "start" in init mode: Start to the init; end-of-file on its channel means it execve'd,
- * ExecFailed that it could not (it exits then: its status is the container's). */
-static void start_init(struct conn *c) {
+ * ExecFailed that it could not (it exits then: its status is the container's). True when
+ * it runs. */
+static bool release_init(void) {
     static char msg[MAX_REQUEST + 1];
     int fd = S.helper_fd;
     S.helper_fd = -1;
@@ -1151,9 +1162,7 @@ static void start_init(struct conn *c) {
     if (n == 0) {
         S.status = "running";
         rfc3339nano(S.started_at);
-        write_status();
-        reply_state(c);
-        return;
+        return true;
     }
     if (n > 0 && msg[0] == TAG_EXEC_FAILED) {
         msg[n] = 0;
@@ -1161,6 +1170,15 @@ static void start_init(struct conn *c) {
     } else {
         snprintf(S.error, sizeof S.error, "the container process did not start");
         kill(S.pid, SIGKILL);
+    }
+    return false;
+}
+
+static void start_init(struct conn *c) {
+    if (release_init()) {
+        write_status();
+        reply_state(c);
+        return;
     }
     reply_error(c, "OCIRuntimeError", "%s", S.error);
     int status;
@@ -1300,6 +1318,7 @@ static void dispatch(struct conn *c, const char *line, size_t n) {
     else if (!strcmp(op, "start"))
         do_start(c);
     else if (!strcmp(op, "wait")) {
+        S.await_wait = false;
         if (exited())
             reply_state(c);
         else
@@ -1433,7 +1452,7 @@ static void loop(void) {
     struct epoll_event evs[32];
     for (;;) {
         sweep_conns();
-        if (exited() && !have_output() && idle())
+        if (exited() && !have_output() && idle() && !S.await_wait)
             return;
         int timeout = -1;
         double now = now_mono();
@@ -1628,9 +1647,20 @@ static void spare_cgroup_cleanup(void) {
     if (!S.spare_cgroup)
         return;
     char dir[4096];
+    double deadline = now_mono() + 2.0;          /* a process just gone may still count */
     for (int i = 0; i < S.n_mounts; i++) {
         snprintf(dir, sizeof dir, "%s%s", S.cgroup_mounts[i], S.spare_cgroup);
-        rmdir_pruning(dir, strlen(S.cgroup_mounts[i]));
+        int r;
+        while ((r = rmdir(dir)) < 0 && errno == EBUSY && now_mono() < deadline)
+            nap_ms(2);
+        if (r < 0 && errno != ENOENT)
+            continue;
+        size_t root = strlen(S.cgroup_mounts[i]);
+        char *slash = strrchr(dir + root, '/');      /* then the parent, if left empty */
+        if (slash && slash > dir + root) {
+            *slash = 0;
+            rmdir_pruning(dir, root);
+        }
     }
     S.spare_cgroup = NULL;
 }
@@ -1675,6 +1705,7 @@ static void receive_job(void) {
     S.cgroup_path = clean_cgroup_path(jstr(&cfg, "cgroup_path"));
     take_spare_cgroup();
     S.start_timeout = (double)jint(&cfg, "start_timeout", (long)S.start_timeout);
+    S.autostart = S.await_wait = jbool(&cfg, "start", false);
     if (mkdir_p(S.state_dir) < 0) {
         char msg[4200];
         snprintf(msg, sizeof msg, "mkdir %s: %s", S.state_dir, strerror(errno));
