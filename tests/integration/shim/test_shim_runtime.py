@@ -408,3 +408,31 @@ def test_a_job_that_says_start_starts_and_waits_for_its_wait(container: Any) -> 
     log = [json.loads(x)["log"] for x in Path(cfg.log_path).read_text().splitlines()]
     assert log == ["early\n"]
     assert wait_for(lambda: not Path(cfg.state_dir, "shim.sock").exists())
+
+
+def test_the_shim_holds_the_containers_mount_namespace(container: Any) -> None:
+    """The native shim holds the container's mount namespace from Ready until the exit is
+    reported, so that unmounting the container's mounts does not delay the init's exit."""
+    require_native()
+    cfg = container(["sleep", "30"])
+
+    async def scenario() -> tuple[str, set[str]]:
+        launcher = Launcher(shim="native")
+        await launcher.start()
+        try:
+            res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            mnt = os.readlink(f"/proc/{res['pid']}/ns/mnt")
+            fds = set()
+            for fd in os.listdir(f"/proc/{res['shim_pid']}/fd"):
+                try:
+                    fds.add(os.readlink(f"/proc/{res['shim_pid']}/fd/{fd}"))
+                except OSError:
+                    continue
+            await ShimClient(cfg.state_dir).call("kill", signal=9)
+            return mnt, fds
+        finally:
+            await launcher.close()
+
+    mnt, fds = asyncio.run(scenario())
+    assert mnt.startswith("mnt:[") and mnt in fds
+    assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))

@@ -507,6 +507,7 @@ static struct {
     bool init_mode;
     const char *spare_cgroup;  /* --spare-cgroup: the spare init's own v1 cgroup, to rename */
     bool autostart;            /* the job's "start": start the init as soon as it is ready */
+    int mntns_fd;              /* the container's mount namespace, held until its exit is told */
     bool await_wait;           /* ... and so stay, after the exit, until a "wait" came */
     int out_fd[3];        /* the container's output, [STDOUT] and [STDERR]; a pty master is [STDOUT] */
     int stdin_fd;         /* the container's stdin: a pipe, the pty master, or -1 */
@@ -988,6 +989,10 @@ static void finish(void) {
         }
     }
     close_stdin(false);
+    if (S.mntns_fd >= 0) {                       /* the container's mounts go now */
+        close(S.mntns_fd);
+        S.mntns_fd = -1;
+    }
     cgroup_cleanup();                            /* after the answers: nobody waits on it */
     S.done_at = now_mono();
 }
@@ -1114,6 +1119,12 @@ static void on_init(void) {
 /* The init is created and waits for "start": report it. */
 static void init_ready(int master) {
     spare_cgroup_cleanup();                      /* what the init left of it, if anything */
+    /* Hold the container's mount namespace: when the init exits, unmounting its rootfs and
+     * every mount in it then waits for us to let go (after the exit has been reported)
+     * instead of delaying the init's exit, and so its report. */
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)S.pid);
+    S.mntns_fd = open(ns, O_RDONLY | O_CLOEXEC);
     if (S.tty) {
         if (master < 0)
             fail_setup("Internal", "the shim helper sent no pty master");
@@ -1752,7 +1763,7 @@ static void receive_job(void) {
 }
 
 int main(int argc, char **argv) {
-    S.listen_fd = S.helper_fd = S.result_fd = S.log_fd = S.stdin_fd = S.job_fd = -1;
+    S.listen_fd = S.helper_fd = S.result_fd = S.log_fd = S.stdin_fd = S.job_fd = S.mntns_fd = -1;
     S.nice = INT32_MIN;
     S.out_fd[0] = S.out_fd[STDOUT] = S.out_fd[STDERR] = -1;
     S.exit_code = -1;
