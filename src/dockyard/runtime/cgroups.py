@@ -355,13 +355,25 @@ class CgroupV1(Cgroup):
     version = "v1"
 
     def _init_dir(self, h: Hierarchy, d: str) -> None:
+        """A new cpuset cgroup has no cpus or mems (no process can join it): give it its
+        parent's. An ancestor made a moment ago by another process may not have them yet
+        either; then they come from the nearest ancestor that has them, for every empty
+        level on the way."""
         if "cpuset" not in h.controllers:
             return
-        parent = d.rsplit("/", 1)[0]
+        root = str(h.mount)
         for name in ("cpuset.cpus", "cpuset.mems"):
             try:
-                if not _read(f"{d}/{name}").strip():
-                    _write(f"{d}/{name}", _read(f"{parent}/{name}").strip())
+                empty = []
+                cur = d
+                value = _read(f"{cur}/{name}").strip()
+                while not value and len(cur) > len(root):
+                    empty.append(cur)
+                    cur = cur.rsplit("/", 1)[0]
+                    value = _read(f"{cur}/{name}").strip()
+                for level in reversed(empty):
+                    if not _read(f"{level}/{name}").strip():
+                        _write(f"{level}/{name}", value)
             except FileNotFoundError:
                 continue
 

@@ -421,12 +421,12 @@ def spare_cgroup(parent: str | None, pid: int) -> str | None:
         cg.create()
         cg.add(pid)
     except (OSError, DockyardError) as exc:
-        os.write(2, f"dockyard shim: no spare cgroup: {exc}\n".encode())
-        try:
-            cg.destroy(timeout=1.0)
-        except (OSError, DockyardError):
-            pass
-        return None
+        # Half made, or the init in only some of it: the native shim copes with that (it
+        # renames what is there, the init joins the rest, the shim removes what is left
+        # once the init is out), so hand it over all the same; nothing is killed here.
+        os.write(2, f"dockyard shim: spare cgroup {cg.path}: {exc}\n".encode())
+        if not cg.exists():
+            return None
     return cg.path
 
 

@@ -266,14 +266,20 @@ class Launcher:
         if not given:
             ours.close()
             return await self._request({"op": "spawn", "config": config})
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        try:
-            line = await reader.readline()
+        line = b""
+        try:  # one line, then the shim closes its end: no stream machinery needed
+            ours.setblocking(False)
+            loop = asyncio.get_running_loop()
+            while not line.endswith(b"\n"):
+                chunk = await loop.sock_recv(ours, 65536)
+                if not chunk:
+                    break
+                line += chunk
         finally:
-            writer.close()
-        if not line:
+            ours.close()
+        if not line.strip():
             raise errors.Internal("shim exited before reporting")
-        return raise_for(json.loads(line))
+        return raise_for(json.loads(line.split(b"\n", 1)[0]))
 
     async def _request(self, msg: dict[str, Any]) -> dict[str, Any]:
         rid = next(self._ids)

@@ -81,6 +81,19 @@ def test_v1_create_copies_cpuset_and_lists_procs(tmp_path: Path) -> None:
     ]
 
 
+def test_v1_create_fills_an_ancestor_made_a_moment_ago_too(tmp_path: Path) -> None:
+    """The parent was just made by another process that has not given it cpus and mems
+    yet: the new cgroup takes them from the nearest ancestor that has them, and the
+    parent gets them too (else no process could join either)."""
+    root = _v1(tmp_path / "cg")
+    parent = _seed(root, "cpuset/dockyard", {"cpuset.cpus": "", "cpuset.mems": ""})
+    d = _seed(root, "cpuset/dockyard/spare-1", {"cpuset.cpus": "", "cpuset.mems": ""})
+    open_cgroup("/dockyard/spare-1", root, mountinfo="").create()
+    for level in (parent, d):
+        assert (level / "cpuset.cpus").read_text() == "0-1"
+        assert (level / "cpuset.mems").read_text() == "0"
+
+
 def test_v1_apply_writes_files(tmp_path: Path) -> None:
     root = _v1(tmp_path / "cg")
     _seed(root, "memory/c1", {"memory.limit_in_bytes": "", "memory.soft_limit_in_bytes": ""})

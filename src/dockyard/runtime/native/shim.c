@@ -508,6 +508,7 @@ static struct {
     const char *spare_cgroup;  /* --spare-cgroup: the spare init's own v1 cgroup, to rename */
     bool autostart;            /* the job's "start": start the init as soon as it is ready */
     int mntns_fd;              /* the container's mount namespace, held until its exit is told */
+    bool cleanup_pending;      /* exited: clean up once the exit is told (cleanup()) */
     bool await_wait;           /* ... and so stay, after the exit, until a "wait" came */
     int out_fd[3];        /* the container's output, [STDOUT] and [STDERR]; a pty master is [STDOUT] */
     int stdin_fd;         /* the container's stdin: a pipe, the pty master, or -1 */
@@ -989,12 +990,20 @@ static void finish(void) {
         }
     }
     close_stdin(false);
+    S.cleanup_pending = true;                    /* once the daemon has the exit (loop) */
+    S.done_at = now_mono();
+}
+
+/* After the exit has been told (to the daemon's wait: with "start" in the job it may come
+ * after the exit): let go of the container's mounts, and kill what is left in its cgroups
+ * and remove them. Nobody waits on that. */
+static void cleanup(void) {
+    S.cleanup_pending = false;
     if (S.mntns_fd >= 0) {                       /* the container's mounts go now */
         close(S.mntns_fd);
         S.mntns_fd = -1;
     }
-    cgroup_cleanup();                            /* after the answers: nobody waits on it */
-    S.done_at = now_mono();
+    cgroup_cleanup();
 }
 
 static int exit_status(int status) {
@@ -1463,6 +1472,8 @@ static void loop(void) {
     struct epoll_event evs[32];
     for (;;) {
         sweep_conns();
+        if (S.cleanup_pending && !S.await_wait)
+            cleanup();
         if (exited() && !have_output() && idle() && !S.await_wait)
             return;
         int timeout = -1;
@@ -1801,6 +1812,8 @@ int main(int argc, char **argv) {
     watch(S.helper_fd, EPOLLIN);                 /* the control socket waits for the init */
     reap();                                      /* anything that exited before the signalfd */
     loop();
+    if (S.cleanup_pending)                       /* (no wait came before the linger ran out) */
+        cleanup();
     char sock[4096];
     socket_path(sock);
     unlink(sock);                                /* clients see that we are gone; status.json stays */
