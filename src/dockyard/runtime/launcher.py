@@ -210,8 +210,19 @@ def _run_exec(job: dict[str, Any], fds: list[int], _state: Any) -> int:
     return execshim.main(job["config"], fds[0], fds[1] if len(fds) > 1 else -1)
 
 
+class _DaemonGone(BaseException):
+    """The daemon's end of the socket is closed (raised past ``except Exception``)."""
+
+
 def serve(fd: int, shim_binary: str | None = None, cgroup_parent: str | None = None) -> None:
     """The launcher's loop on socket ``fd``; returns when the daemon closes it."""
+    try:
+        _serve(fd, shim_binary, cgroup_parent)
+    except _DaemonGone:
+        return  # (a reply it will not read: it went away, and so do we)
+
+
+def _serve(fd: int, shim_binary: str | None, cgroup_parent: str | None) -> None:
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
@@ -240,6 +251,8 @@ def serve(fd: int, shim_binary: str | None = None, cgroup_parent: str | None = N
                                            array.array("i", fds))] if fds else [])
             except BlockingIOError:
                 break
+            except (BrokenPipeError, ConnectionResetError):
+                raise _DaemonGone from None
             for f in fds:  # sent with the line's first byte: the daemon has them now
                 os.close(f)
             if n < len(data):

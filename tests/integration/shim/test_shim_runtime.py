@@ -436,3 +436,23 @@ def test_the_shim_holds_the_containers_mount_namespace(container: Any) -> None:
     mnt, fds = asyncio.run(scenario())
     assert mnt.startswith("mnt:[") and mnt in fds
     assert wait_for(lambda: not cgroup_dirs(cfg.cgroup_path))
+
+
+def test_the_launcher_exits_quietly_when_the_daemon_is_gone(tmp_path: Path) -> None:
+    """A reply the daemon can no longer read (it asked for a spare and went away) ends the
+    launcher without a traceback on its stderr (the daemon's log)."""
+    import socket as _socket
+    import subprocess
+    import sys
+
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    err = tmp_path / "launcher.err"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "dockyard.runtime.launcher",
+                                 str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                                stderr=f)
+    theirs.close()
+    ours.sendall(b'{"op": "spare", "kind": "exec"}\n' * 3)
+    ours.close()  # gone before the replies
+    assert proc.wait(20) == 0
+    assert b"Traceback" not in err.read_bytes()
