@@ -73,13 +73,14 @@ class Box:
         self.inits.append(init)
         return init
 
-    def run(self, timeout: float = 20) -> tuple[int, str, str]:
-        """Create, start, collect stdout/stderr until exit: (exit status, out, err)."""
+    def run(self, timeout: float = 20, **kw: Any) -> tuple[int, str, str]:
+        """Create (``kw`` for ``create_init``), start, collect stdout/stderr until exit:
+        (exit status, out, err)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
         try:
-            init = self.create(Stdio(null, out_w, err_w))
+            init = self.create(Stdio(null, out_w, err_w), **kw)
         finally:
             os.close(out_w)
             os.close(err_w)

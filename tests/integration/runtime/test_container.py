@@ -343,24 +343,12 @@ def test_a_spare_init_becomes_the_container(make_box: MakeBox) -> None:
     box = make_box(["sh", "-c", "hostname; echo $$; ip link show lo"], hostname="spare1")
     spare = SpareInit()
     try:
-        out_r, out_w = os.pipe()
-        null = os.open(os.devnull, os.O_RDONLY)
-        try:
-            init = box.create(Stdio(null, out_w, out_w), spare=spare)
-        finally:
-            os.close(out_w)
-            os.close(null)
-        assert init.pid == spare.pid
-        init.start()
-        out = b""
-        while chunk := os.read(out_r, 65536):
-            out += chunk
-        os.close(out_r)
-        assert init.wait() == 0
-        lines = out.decode().splitlines()
-        assert lines[:2] == ["spare1", "1"] and "UP" in lines[2].split("<")[1]
+        code, out, _ = box.run(spare=spare)
     finally:
-        spare.discard()  # a no-op: it was taken
+        spare.discard()  # a no-op once it was taken
+    assert box.inits[-1].pid == spare.pid and code == 0
+    lines = out.splitlines()
+    assert lines[:2] == ["spare1", "1"] and "UP" in lines[2].split("<")[1]
 
 
 def test_a_spare_init_that_does_not_fit_is_discarded(make_box: MakeBox) -> None:
@@ -373,18 +361,8 @@ def test_a_spare_init_that_does_not_fit_is_discarded(make_box: MakeBox) -> None:
     box.spec["linux"]["namespaces"] = [n for n in box.spec["linux"]["namespaces"]
                                        if n["type"] != "network"]
     spare = SpareInit()
-    out_r, out_w = os.pipe()
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        init = box.create(Stdio(null, out_w, out_w), spare=spare)
-    finally:
-        os.close(out_w)
-        os.close(null)
-    assert init.pid != spare.pid
+    code, out, _ = box.run(spare=spare)
+    assert box.inits[-1].pid != spare.pid and code == 0
     with pytest.raises(ChildProcessError):
         os.waitpid(spare.pid, os.WNOHANG)  # reaped already
-    init.start()
-    out = os.read(out_r, 4096).decode().strip()
-    os.close(out_r)
-    assert init.wait() == 0
-    assert out == os.readlink("/proc/self/ns/net")  # the host's (the test's) netns
+    assert out.strip() == os.readlink("/proc/self/ns/net")  # the host's (the test's) netns

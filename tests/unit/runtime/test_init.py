@@ -40,16 +40,21 @@ def _run(spec: dict, sc: RecordingSyscalls, start: bool = True) -> list:  # type
         else:
             parent.sock.shutdown(socket.SHUT_WR)  # the caller went away before Start
         run_init(sc, plan, child)
-        msgs = []
-        child.close()
-        while True:
-            msg, fds = parent.recv()
-            if msg is None:
-                return msgs
-            msgs.append(msg)
+        return _replies(parent, child)
     finally:
         parent.close()
         child.close()
+
+
+def _replies(parent: Channel, child: Channel) -> list:  # type: ignore[type-arg]
+    """Every message the child sent, once its end is closed."""
+    child.close()
+    msgs = []
+    while True:
+        msg, _fds = parent.recv()
+        if msg is None:
+            return msgs
+        msgs.append(msg)
 
 
 def test_order_of_the_init() -> None:
@@ -240,13 +245,7 @@ def _spare(sc: RecordingSyscalls, msg: object, on_job: object = None,
         parent.send(msg, fds[:3])  # type: ignore[arg-type]
         parent.send(Start())
         run_spare_init(sc, child, on_job)  # type: ignore[arg-type]
-        child.close()
-        msgs = []
-        while True:
-            got, extra = parent.recv()
-            if got is None:
-                return msgs
-            msgs.append(got)
+        return _replies(parent, child)
     finally:
         parent.close()
         child.close()
