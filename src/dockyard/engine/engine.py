@@ -105,7 +105,10 @@ class Engine:
         cfg.exec_root.mkdir(parents=True, exist_ok=True)
         self.db = Database(cfg.db_path)
         self.image_service = ImageService.open(cfg.data_root, self.db)
-        self.launcher = Launcher(shim=cfg.shim or None, cgroup_parent=cfg.cgroup_parent)
+        staging = cfg.exec_root / "staging"  # an empty directory for spare inits (launcher)
+        staging.mkdir(exist_ok=True)
+        self.launcher = Launcher(shim=cfg.shim or None, cgroup_parent=cfg.cgroup_parent,
+                                 staging=str(staging))
         self.containers = ContainerService(
             cfg,
             ContainerRecords(self.db),

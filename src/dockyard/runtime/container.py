@@ -49,6 +49,7 @@ from dockyard.runtime.cgroups import (
 from dockyard.runtime.channel import Channel, ExecFailed, Failed, Plan, Proceed, Ready, Start
 from dockyard.runtime.init import run_exec, run_init, run_spare_init, spare_fits
 from dockyard.runtime.plan import InitPlan, build_init_plan, build_process_plan
+from dockyard.runtime.rootfs import Staged, stage, use_staged
 
 if TYPE_CHECKING:
     from dockyard.oci.mount import Mount
@@ -305,14 +306,27 @@ class SpareInit:
     It is a child of the process that made it (which must be single-threaded and stay its
     parent, or execve). ``give`` sends the plan; ``discard`` kills and reaps it unused."""
 
-    def __init__(self, syscalls: Syscalls | None = None) -> None:
+    def __init__(self, syscalls: Syscalls | None = None, staging: str | None = None) -> None:
         sc = syscalls or _LINUX
         parent, child = Channel.pair()
 
+        staged: list[Staged] = []
+        parent_mnt = os.readlink("/proc/self/ns/mnt")
+
+        def ahead() -> None:  # in the spare init's own namespaces (run_spare_init)
+            standard = warm_up_planning()
+            if staging and os.readlink("/proc/self/ns/mnt") != parent_mnt:  # (never ours)
+                try:
+                    staged.append(stage(sc, staging, standard.rootfs))
+                except OCIRuntimeError as exc:  # the job's init then makes its own
+                    os.write(2, f"dockyard: spare init: {exc.message}\n".encode())
+
+        def on_job(data: bytes) -> InitPlan:
+            return plan_job(data, staged=staged[0] if staged else None)
+
         def body() -> None:
             parent.close()
-            warm_up_planning()
-            run_spare_init(sc, child, plan_job)
+            run_spare_init(sc, child, on_job, ahead)
 
         try:
             self.pid = _fork(body, child, new_pid_ns=True)
@@ -503,7 +517,8 @@ def warm_up_planning() -> InitPlan:
                            is_dir=lambda path: True)
 
 
-def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT) -> InitPlan:
+def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT, staged: Staged | None = None,
+             ) -> InitPlan:
     """In a spare init, its job from the native shim (``Job``: the shim config as JSON,
     ``runtime.shim.ShimConfig``): read the bundle's config.json, plan, and make and limit
     the cgroup. The init joins it itself later, where a parent would have moved it (after
@@ -533,6 +548,8 @@ def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT) -> InitPlan:
         except (OSError, DockyardError) as exc:
             raise _cgroup_error(cg, exc) from exc
     plan, _ = _plan(spec, cfg["bundle"], mounts, cgroup_path, cgroup_root, cgroup_procs=procs)
+    if staged is not None:  # /proc, /dev and /sys made ahead, when they are what it wants
+        plan = plan._replace(rootfs=use_staged(plan.rootfs, staged) or plan.rootfs)
     return plan
 
 

@@ -272,7 +272,8 @@ def spare_fits(plan: InitPlan) -> bool:
 
 
 def run_spare_init(sc: Syscalls, chan: Channel,
-                   on_job: Callable[[bytes], InitPlan] | None = None) -> None:
+                   on_job: Callable[[bytes], InitPlan] | None = None,
+                   ahead: Callable[[], None] | None = None) -> None:
     """A container init forked before its container is known (a *spare init*): the caller
     forked it into a new pid namespace; it unshares ``SPARE_NAMESPACES``, brings lo up and
     waits for its job, with the stdio fds (none when the process has a terminal or keeps
@@ -284,10 +285,13 @@ def run_spare_init(sc: Syscalls, chan: Channel,
       plan, making and limiting the cgroup on the way; the init joins it without waiting
       for a Proceed.
 
-    From there on it is ``run_init``'s step 2 onwards. Returns when the parent goes away
-    without a job."""
+    ``ahead`` runs in the new namespaces, before the wait (what can be done for any job:
+    only there may it touch mounts, which are the init's own by then). From there on it is
+    ``run_init``'s step 2 onwards. Returns when the parent goes away without a job."""
     _unshare(sc, SPARE_NAMESPACES)
     sc.link_up("lo")
+    if ahead is not None:
+        ahead()
     msg, fds = chan.recv()
     try:
         stdio = (fds[0], fds[1], fds[2]) if len(fds) == 3 else None

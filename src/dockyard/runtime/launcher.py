@@ -2,9 +2,10 @@
 
 The daemon is multi-threaded and runs an event loop, so it must never fork to build a
 container (STYLE.md §2.5). At start-up it runs this module once, in a fresh interpreter:
-``python -m dockyard.runtime.launcher FD [--shim PATH] [--cgroup-parent CG]``, where FD is
-its end of a socketpair, PATH the native shim (``dockyard-shim``; without it shims run in
-Python) and CG the cgroup that containers' cgroups go under.
+``python -m dockyard.runtime.launcher FD [--shim PATH] [--cgroup-parent CG] [--staging DIR]``,
+where FD is its end of a socketpair, PATH the native shim (``dockyard-shim``; without it
+shims run in Python), CG the cgroup that containers' cgroups go under and DIR an empty
+directory where spare inits stage /proc, /dev and /sys in their own mount namespaces.
 The launcher imports everything its children need, freezes the heap (``gc.freeze()``:
 forked children then share those pages copy-on-write) and serves JSON lines on FD.
 
@@ -126,13 +127,14 @@ class _Spare:
 
 
 def _prepare_shim(native: str | None, spare_init: bool = True, cgroup_parent: str | None = None,
-                  ) -> Callable[[int | None, socket.socket], Any]:
+                  staging: str | None = None) -> Callable[[int | None, socket.socket], Any]:
     """A spare shim: its own session, default signals, a child subreaper; then
 
     * with ``native`` (the native shim's path): a spare container init forked and the
       native shim exec'd at once, to take its job from the spare's socket itself
       (``shim.exec_native_spare``; the spare init waits in a cgroup of its own under
-      ``cgroup_parent``, to be renamed to the container's);
+      ``cgroup_parent``, to be renamed to the container's, and has made /proc, /dev and
+      /sys under ``staging`` in its own mount namespace, to be moved into the rootfs);
     * else (the Python shim, or a job whose init must be forked fresh): its creation
       helper forked (``shim._Helper``, with a spare init of its own if ``spare_init``),
       waiting for the container's config."""
@@ -147,7 +149,7 @@ def _prepare_shim(native: str | None, spare_init: bool = True, cgroup_parent: st
         shim._set_subreaper()
         if native:
             shim.exec_native_spare(native, sock.fileno(), nice,  # returns if it cannot
-                                   cgroup_parent)
+                                   cgroup_parent, staging)
         helper = shim._Helper(warm=True, spare_init=spare_init)
         shim.warm_up()
         return helper
@@ -214,15 +216,17 @@ class _DaemonGone(BaseException):
     """The daemon's end of the socket is closed (raised past ``except Exception``)."""
 
 
-def serve(fd: int, shim_binary: str | None = None, cgroup_parent: str | None = None) -> None:
+def serve(fd: int, shim_binary: str | None = None, cgroup_parent: str | None = None,
+          staging: str | None = None) -> None:
     """The launcher's loop on socket ``fd``; returns when the daemon closes it."""
     try:
-        _serve(fd, shim_binary, cgroup_parent)
+        _serve(fd, shim_binary, cgroup_parent, staging)
     except _DaemonGone:
         return  # (a reply it will not read: it went away, and so do we)
 
 
-def _serve(fd: int, shim_binary: str | None, cgroup_parent: str | None) -> None:
+def _serve(fd: int, shim_binary: str | None, cgroup_parent: str | None,
+           staging: str | None) -> None:
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
@@ -231,7 +235,8 @@ def _serve(fd: int, shim_binary: str | None, cgroup_parent: str | None) -> None:
     outq: deque[tuple[bytes, list[int]]] = deque()   # lines to send, each with its fds
     fdq: deque[int] = deque()                        # received fds not yet taken by a request
     pending: dict[int, tuple[int, bytearray]] = {}   # result fd -> (request id, bytes so far)
-    kinds = {"spawn": (_prepare_shim(shim_binary, cgroup_parent=cgroup_parent),
+    kinds = {"spawn": (_prepare_shim(shim_binary, cgroup_parent=cgroup_parent,
+                                     staging=staging),
                        _run_shim(shim_binary)),
              "exec": (_prepare_exec, _run_exec)}
 
@@ -338,6 +343,7 @@ def main() -> None:
     opts = dict(zip(sys.argv[2::2], sys.argv[3::2], strict=False))
     shim_binary = opts.get("--shim")
     cgroup_parent = opts.get("--cgroup-parent")
+    staging = opts.get("--staging")
     try:
         from dockyard.linux.caps import set_pdeathsig
 
@@ -358,7 +364,7 @@ def main() -> None:
     discover()  # the host's cgroup mounts, cached for every child
     gc.collect()
     gc.freeze()
-    serve(fd, shim_binary, cgroup_parent)
+    serve(fd, shim_binary, cgroup_parent, staging)
 
 
 if __name__ == "__main__":

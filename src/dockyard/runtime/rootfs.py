@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+from typing import NamedTuple
 
 from dockyard.errors import OCIRuntimeError
 from dockyard.linux.mount import (
@@ -34,7 +35,18 @@ from dockyard.linux.mount import (
 from dockyard.linux.syscalls import Syscalls
 from dockyard.runtime.plan import MountStep, RootfsPlan
 
-__all__ = ["finalize_rootfs", "mount_cgroups", "mount_root", "pivot", "secure_join", "why"]
+__all__ = [
+    "STAGED_TREES",
+    "Staged",
+    "finalize_rootfs",
+    "mount_cgroups",
+    "mount_root",
+    "pivot",
+    "secure_join",
+    "stage",
+    "use_staged",
+    "why",
+]
 
 _MAX_LINKS = 255
 
@@ -203,7 +215,7 @@ def mount_cgroups(sc: Syscalls, plan: RootfsPlan) -> None:
     _mount_all(sc, "", plan.mounts, after_cgroupns=True)
 
 
-def _mask(sc: Syscalls, path: str) -> None:
+def _mask(sc: Syscalls, path: str, null: str = "/dev/null") -> None:
     st = sc.stat(path)
     if st is None:
         return
@@ -211,7 +223,7 @@ def _mask(sc: Syscalls, path: str) -> None:
         if stat_mod.S_ISDIR(st.st_mode):
             sc.mount("tmpfs", path, "tmpfs", MS_RDONLY, None)
         else:
-            sc.mount("/dev/null", path, None, MS_BIND, None)
+            sc.mount(null, path, None, MS_BIND, None)
     except OSError as exc:
         raise OCIRuntimeError(f"mask {path}: {why(exc)}") from exc
 
@@ -251,3 +263,75 @@ def finalize_rootfs(sc: Syscalls, plan: RootfsPlan) -> None:
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise OCIRuntimeError(f"set / propagation: {why(exc)}") from exc
+
+
+# ---- staged trees: /proc, /dev and /sys made before the container is known ------------------
+
+#: the trees a spare init mounts ahead (``stage``) and moves into a rootfs (``use_staged``)
+STAGED_TREES = ("/proc", "/dev", "/sys")
+#: mounts in those trees that differ between containers (``--shm-size``): made at start
+UNSTAGED = ("/dev/shm",)
+
+
+def _in_trees(target: str) -> bool:
+    return target not in UNSTAGED and any(
+        target == t or target.startswith(t + "/") for t in STAGED_TREES)
+
+
+class Staged(NamedTuple):
+    """What ``stage`` mounted under ``staging``, for ``use_staged`` to compare a container's
+    plan with: the standard plan it was made from."""
+
+    staging: str
+    plan: RootfsPlan
+
+
+def stage(sc: Syscalls, staging: str, standard: RootfsPlan) -> Staged:
+    """In a spare init's own mount namespace, before its container is known: make ``/``
+    as ``standard`` says (rslave: nothing here reaches the host), mount a tmpfs at
+    ``staging`` (an empty directory that nothing else uses), and build there the /proc,
+    /dev and /sys of ``standard`` (docker's defaults): its mounts in those trees, the
+    device nodes and /dev symlinks, the read-only and masked paths — all but /dev/shm,
+    whose size is the container's (``UNSTAGED``). These are the same for every container
+    started with docker's defaults (the spare init is already in the
+    container's pid, ipc and network namespaces, which proc, mqueue and sysfs show), and
+    they are half of an init's mount calls. Raises OCIRuntimeError."""
+    sc.umask(0)
+    try:
+        sc.mount(None, "/", None, standard.root_propagation, None)
+        sc.mount("tmpfs", staging, "tmpfs", 0, "mode=755")
+    except OSError as exc:
+        raise OCIRuntimeError(f"staging at {staging}: {why(exc)}") from exc
+    steps = tuple(m for m in standard.mounts if not m.after_cgroupns and _in_trees(m.target))
+    _mount_all(sc, staging, steps, after_cgroupns=False)
+    _devices(sc, standard._replace(root=staging, console=False))
+    for path in standard.readonly:
+        _readonly(sc, staging + path)
+    for path in standard.masked:
+        _mask(sc, staging + path, null=staging + "/dev/null")
+    return Staged(staging, standard)
+
+
+def use_staged(plan: RootfsPlan, staged: Staged) -> RootfsPlan | None:
+    """``plan`` with the staged trees moved into its root instead of made there, or None
+    when it wants other than what was staged: other mounts, devices, masked or read-only
+    paths in those trees, sysctls (they are written before /proc/sys turns read-only),
+    another propagation, or a mount of its own inside /proc or /sys (docker's order masks
+    those after every mount)."""
+    std = staged.plan
+    if (plan.root_propagation != std.root_propagation or plan.sysctl
+            or plan.devices != std.devices or plan.dev_symlinks != std.dev_symlinks
+            or plan.masked != std.masked or plan.readonly != std.readonly):
+        return None
+    ours = [m for m in plan.mounts if not m.after_cgroupns and _in_trees(m.target)]
+    theirs = [m for m in std.mounts if not m.after_cgroupns and _in_trees(m.target)]
+    if ours != theirs:
+        return None
+    mounts: list[MountStep] = []
+    for m in plan.mounts:
+        if m.after_cgroupns or not _in_trees(m.target):
+            mounts.append(m)
+        elif m.target in STAGED_TREES:  # the tree's own mount: moved in whole, in its place
+            mounts.append(MountStep(staged.staging + m.target, m.target, None, MS_MOVE, None))
+    return plan._replace(mounts=tuple(mounts), devices=(), dev_symlinks=(), masked=(),
+                         readonly=())

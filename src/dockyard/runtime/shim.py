@@ -362,7 +362,7 @@ def _listen(state_dir: str) -> socket.socket:
 
 
 def exec_native_spare(binary: str, job_fd: int, nice: int | None,
-                      cgroup_parent: str | None = None) -> None:
+                      cgroup_parent: str | None = None, staging: str | None = None) -> None:
     """Become a *spare* native shim before the container is known (in a spare of the
     launcher's, after its common set-up; returns only when no spare init can be made here,
     and then the caller goes on as a Python spare).
@@ -378,13 +378,15 @@ def exec_native_spare(binary: str, job_fd: int, nice: int | None,
     With ``cgroup_parent`` on a cgroup v1 host, the spare init is also moved, now, into a
     cgroup of its own, ``<cgroup_parent>/spare-<pid>``, in every v1 hierarchy; the native
     shim renames it to the container's (v1 allows a rename within the same parent), so a
-    start neither makes those directories nor moves a process there (``spare_cgroup``)."""
+    start neither makes those directories nor moves a process there (``spare_cgroup``).
+    With ``staging`` (an empty directory), the spare init builds /proc, /dev and /sys there
+    in its own mount namespace, to be moved into the container's rootfs (``SpareInit``)."""
     from dockyard.errors import DockyardError
     from dockyard.runtime.cgroups import discover
     from dockyard.runtime.container import SpareInit
 
     try:
-        spare = SpareInit()
+        spare = SpareInit(staging=staging)
     except (OSError, DockyardError) as exc:
         os.write(2, f"dockyard shim: no spare container init: {exc}\n".encode())
         return

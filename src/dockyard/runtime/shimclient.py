@@ -100,9 +100,11 @@ class Launcher:
 
     KINDS = ("spawn", "exec")
 
-    def __init__(self, shim: str | None = None, cgroup_parent: str | None = None) -> None:
+    def __init__(self, shim: str | None = None, cgroup_parent: str | None = None,
+                 staging: str | None = None) -> None:
         self.shim_binary = shim_binary(shim)      # None: shims in Python
         self.cgroup_parent = cgroup_parent        # where spare inits wait (see launcher)
+        self.staging = staging                    # where they stage /proc, /dev, /sys
         self._proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._inbuf = bytearray()
@@ -121,6 +123,8 @@ class Launcher:
         extra = ["--shim", self.shim_binary] if self.shim_binary else []
         if self.cgroup_parent:
             extra += ["--cgroup-parent", self.cgroup_parent]
+        if self.staging:
+            extra += ["--staging", self.staging]
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "dockyard.runtime.launcher", str(theirs.fileno()), *extra,
             pass_fds=(theirs.fileno(),), stdin=asyncio.subprocess.DEVNULL,

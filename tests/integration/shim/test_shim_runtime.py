@@ -456,3 +456,41 @@ def test_the_launcher_exits_quietly_when_the_daemon_is_gone(tmp_path: Path) -> N
     ours.close()  # gone before the replies
     assert proc.wait(20) == 0
     assert b"Traceback" not in err.read_bytes()
+
+
+def test_a_staged_rootfs_looks_like_a_fresh_one(container: Any, tmp_path: Path) -> None:
+    """The spare init builds /proc, /dev and /sys ahead in its own mount namespace (under
+    the launcher's ``staging`` directory) and moves them into the rootfs: the container
+    sees the same mounts, devices and masked paths as one whose init made them at start
+    (a ``fresh`` job), and nothing of it shows in the host's mount table."""
+    require_native()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    script = ("awk '{print $2, $3, substr($4, 1, 2)}' /proc/self/mounts | sort; ls -l /dev | "
+              "awk '{print $1, $5, $6, $NF}'; wc -c < /proc/keys; "
+              "(echo x > /proc/sys/kernel/domainname) 2>&1")
+    host_mounts = Path("/proc/self/mountinfo").read_text()
+
+    async def run(fresh: bool) -> str:
+        cfg = container(["sh", "-c", script], fresh=fresh)
+        launcher = Launcher(shim="native", staging=str(staging))
+        await launcher.start()
+        try:
+            assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
+            await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
+            shim = ShimClient(cfg.state_dir)
+            waiter = await shim.open_wait()
+            await shim.call("start")
+            assert (await asyncio.wait_for(waiter, 20))["exit_code"] in (0, 1)
+        finally:
+            await launcher.close()
+        log = [json.loads(x)["log"] for x in Path(cfg.log_path).read_text().splitlines()]
+        Path(cfg.log_path).unlink()
+        return "".join(log)
+
+    staged, fresh = asyncio.run(run(False)), asyncio.run(run(True))
+    assert staged == fresh and "/proc proc rw" in staged and "/dev/pts devpts" in staged
+    assert "/dev/shm tmpfs" in staged and "Read-only file system" in staged
+    assert "\n0\n" in staged  # /proc/keys masked
+    assert Path("/proc/self/mountinfo").read_text() == host_mounts
+    assert list(staging.iterdir()) == []  # (the host's staging directory stays empty)

@@ -111,3 +111,61 @@ def test_cgroup_mounts_come_after_the_rest() -> None:
     mount_cgroups(sc, plan)
     # after pivot_root: the path is inside the new root
     assert sc.calls[-1] == ("mount", ("cgroup", "/sys/fs/cgroup", "cgroup2", MS_RDONLY | 14, None))
+
+
+def test_use_staged_moves_the_trees_in_when_the_plan_wants_what_was_staged() -> None:
+    from dockyard.linux.mount import MS_MOVE
+    from dockyard.oci.runtime_spec import default_spec
+    from dockyard.runtime.plan import build_init_plan
+    from dockyard.runtime.rootfs import Staged, use_staged
+
+    def rootfs(spec: dict) -> object:  # type: ignore[type-arg]
+        return build_init_plan(spec, Path("/b"), last_cap=40).rootfs
+
+    staged = Staged("/st", rootfs(default_spec(["sh"])))  # type: ignore[arg-type]
+    spec = default_spec(["sh"])
+    for m in spec["mounts"]:
+        if m["destination"] == "/dev/shm":
+            m["options"] = [o if not o.startswith("size=") else "size=1g" for o in m["options"]]
+    spec["mounts"].append({"destination": "/data", "type": "bind", "source": "/tmp",
+                           "options": ["rbind"]})
+    plan = use_staged(rootfs(spec), staged)  # type: ignore[arg-type]
+    assert plan is not None and plan.devices == () and plan.masked == () == plan.readonly
+    moves = [(m.source, m.target) for m in plan.mounts if m.flags == MS_MOVE]
+    assert moves == [("/st/proc", "/proc"), ("/st/dev", "/dev"), ("/st/sys", "/sys")]
+    targets = [m.target for m in plan.mounts if not m.after_cgroupns]
+    assert targets == ["/proc", "/dev", "/sys", "/dev/shm", "/data"]  # shm made at start
+    shm = next(m for m in plan.mounts if m.target == "/dev/shm")
+    assert "size=1g" in (shm.data or "")
+
+    for change in ("sysctl", "proc-mount", "masked"):
+        other = default_spec(["sh"])
+        if change == "sysctl":
+            other["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        elif change == "proc-mount":
+            other["mounts"].append({"destination": "/proc/x", "type": "bind", "source": "/tmp",
+                                    "options": ["rbind"]})
+        else:
+            other["linux"]["maskedPaths"] = []  # --privileged
+        assert use_staged(rootfs(other), staged) is None, change  # type: ignore[arg-type]
+
+
+def test_stage_builds_the_trees_under_the_staging_directory_only() -> None:
+    from dockyard.linux.fake import RecordingSyscalls
+    from dockyard.oci.runtime_spec import default_spec
+    from dockyard.runtime.plan import build_init_plan
+    from dockyard.runtime.rootfs import stage
+
+    std = build_init_plan(default_spec(["sh"]), Path("/b"), last_cap=40).rootfs
+    sc = RecordingSyscalls(dirs={"/st", "/st/proc/sys", "/st/proc/acpi"},
+                           files={"/st/proc/keys": b""})
+    staged = stage(sc, "/st", std)
+    assert staged.staging == "/st" and staged.plan == std
+    mounts = sc.args("mount")
+    assert mounts[0] == (None, "/", None, std.root_propagation, None)  # rslave first
+    assert mounts[1] == ("tmpfs", "/st", "tmpfs", 0, "mode=755")
+    assert all(m[1].startswith("/st") for m in mounts[1:])  # nothing outside the staging
+    assert ("/st/dev/null", "/st/proc/keys", None, 4096, None) in mounts  # masked with its null
+    assert not any(m[1] == "/st/dev/shm" for m in mounts)  # the container's own size
+    assert any(m[0] == "/st/proc/sys" and m[1] == "/st/proc/sys" for m in mounts)  # read-only
+    assert [a[0] for a in sc.args("mknod")][:2] == ["/st/dev/null", "/st/dev/zero"]
