@@ -320,3 +320,19 @@ def test_a_spare_init_without_a_job_does_nothing() -> None:
     finally:
         child.close()
     assert sc.names() == ["unshare", "link_up"]
+
+
+def test_a_spare_init_does_its_work_ahead_in_its_own_namespaces() -> None:
+    """``ahead`` (the staging of /proc, /dev and /sys) runs after the namespaces are made,
+    before the job is awaited: never in the parent's mount namespace."""
+    from dockyard.runtime.init import run_spare_init
+
+    sc = _sc()
+    seen: list[list[str]] = []
+    parent, child = Channel.pair()
+    parent.close()
+    try:
+        run_spare_init(sc, child, ahead=lambda: seen.append(sc.names()))
+    finally:
+        child.close()
+    assert seen == [["unshare", "link_up"]]
