@@ -163,7 +163,8 @@ class ExecService:
         config = {
             "id": ex.id,
             "init_pid": int(c.state.get("Pid") or 0),
-            "cgroup_path": f"{self.containers.cfg.cgroup_parent}/{c.id}",
+            # (no cgroup_path: the exec joins the init's own cgroups, read from /proc —
+            # where the container kept its spare's cgroup, its name is not the container's)
             "process": self._process(ex, use_tty, console),
             "user": ex.user or c.config.get("User") or "",
             "tty": use_tty,

@@ -538,10 +538,17 @@ def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT, staged: Staged | Non
     procs: list[str] = []
     if cg is not None:
         try:
-            cg.create()  # (idempotent: the shim may have renamed our spare cgroup to it)
-            cg.apply((spec.get("linux") or {}).get("resources"))
             with open("/proc/self/cgroup") as f:
                 now = parse_proc_cgroup(f.read())
+            # the cgroup2 hierarchy of a hybrid host has no rename: the spare's cgroup
+            # there, under the same parent, is the container's (the shim agrees)
+            parent = cg.path.rsplit("/", 1)[0]
+            ours = [h for h in cg.hierarchies if not (
+                h.fstype == "cgroup2" and now.get(h.key, "").startswith(parent + "/spare-"))]
+            if len(ours) < len(cg.hierarchies):
+                cg = type(cg)(cg.path, tuple(ours), cgroup_root)
+            cg.create()  # (idempotent: the shim may have renamed our spare cgroup to it)
+            cg.apply((spec.get("linux") or {}).get("resources"))
             for h, path in zip(cg.hierarchies, cg.procs_files(), strict=True):
                 if now.get(h.key) != cg.path:  # not in it yet
                     procs.append(f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}")

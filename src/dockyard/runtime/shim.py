@@ -405,20 +405,20 @@ def exec_native_spare(binary: str, job_fd: int, nice: int | None,
 
 
 def spare_cgroup(parent: str | None, pid: int) -> str | None:
-    """Make ``<parent>/spare-<pid>`` in every cgroup v1 hierarchy and move ``pid`` into it;
-    its path, or None where that cannot be (no parent, a cgroup v2 host, an error: then
-    nothing is left behind). The cgroup v2 hierarchy of a hybrid host is left out: it has
-    no rename, so the init makes and joins its cgroup there itself."""
+    """Make ``<parent>/spare-<pid>`` in every hierarchy of a cgroup v1 host (the cgroup2
+    one of a hybrid host included) and move ``pid`` into it; its path, or None where that
+    cannot be (no parent, a cgroup v2 host, an error: then nothing is left behind). The
+    native shim renames it to the container's in the v1 hierarchies; in the cgroup2 one,
+    which has no rename, the container keeps the spare's cgroup."""
     from dockyard.errors import DockyardError
     from dockyard.runtime.cgroups import CgroupV1, discover
 
     if not parent:
         return None
     version, hierarchies = discover()
-    v1 = tuple(h for h in hierarchies if h.fstype == "cgroup")
-    if version != "v1" or not v1:
+    if version != "v1" or not hierarchies:
         return None
-    cg = CgroupV1(f"{parent}/spare-{pid}", v1)
+    cg = CgroupV1(f"{parent}/spare-{pid}", hierarchies)
     try:
         cg.create()
         cg.add(pid)

@@ -50,6 +50,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -64,6 +65,7 @@ enum { STDOUT = 1, STDERR = 2 };          /* stream numbers, as in docker's fram
 #define MAX_REQUEST 65536
 #define MAX_FIELDS 32
 #define MAX_MOUNTS 32
+#define CGROUP2_SUPER_MAGIC 0x63677270
 
 /* ---- small utilities ------------------------------------------------------------------ */
 
@@ -505,7 +507,8 @@ static struct {
      * init of ours (--init-fd, --init-pid) and helper_fd is its channel (init_mode) */
     int job_fd, nice;
     bool init_mode;
-    const char *spare_cgroup;  /* --spare-cgroup: the spare init's own v1 cgroup, to rename */
+    const char *spare_cgroup;  /* --spare-cgroup: the spare init's own cgroup, to rename */
+    bool at_spare[MAX_MOUNTS]; /* the container's cgroup there is the spare's (cgroup2: no rename) */
     bool autostart;            /* the job's "start": start the init as soon as it is ready */
     int mntns_fd;              /* the container's mount namespace, held until its exit is told */
     bool cleanup_pending;      /* exited: clean up once the exit is told (cleanup()) */
@@ -668,6 +671,12 @@ static int cmp_pid(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The container's cgroup in hierarchy i: its own path, or the spare's where that could not
+ * be renamed (take_spare_cgroup). */
+static const char *cg_path(int i) {
+    return S.at_spare[i] ? S.spare_cgroup : S.cgroup_path;
+}
+
 /* Send sig to every process in the container's cgroups (each once, though on cgroup v1
  * it is listed in every hierarchy); returns how many there were. */
 static int cgroup_signal(int sig) {
@@ -675,7 +684,7 @@ static int cgroup_signal(int sig) {
     size_t n = 0, cap = 0;
     char path[4096];
     for (int i = 0; i < S.n_mounts; i++) {
-        snprintf(path, sizeof path, "%s%s/cgroup.procs", S.cgroup_mounts[i], S.cgroup_path);
+        snprintf(path, sizeof path, "%s%s/cgroup.procs", S.cgroup_mounts[i], cg_path(i));
         FILE *f = fopen(path, "re");
         long pid;
         while (f && fscanf(f, "%ld", &pid) == 1) {
@@ -704,7 +713,7 @@ static void cgroup_cleanup(void) {
     if (!S.cgroup_path || !S.n_mounts)
         return;
     for (int i = 0; i < S.n_mounts; i++) {       /* cgroup v2 kills a whole cgroup at once */
-        snprintf(path, sizeof path, "%s%s/cgroup.kill", S.cgroup_mounts[i], S.cgroup_path);
+        snprintf(path, sizeof path, "%s%s/cgroup.kill", S.cgroup_mounts[i], cg_path(i));
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd >= 0) {
             if (write(fd, "1", 1) < 0)
@@ -720,7 +729,7 @@ static void cgroup_cleanup(void) {
     double deadline = now_mono() + 5.0;          /* killed processes take a moment to leave */
     for (int i = 0; i < S.n_mounts; i++) {
         size_t root = strlen(S.cgroup_mounts[i]);
-        snprintf(path, sizeof path, "%s%s", S.cgroup_mounts[i], S.cgroup_path);
+        snprintf(path, sizeof path, "%s%s", S.cgroup_mounts[i], cg_path(i));
         while (rmdir(path) < 0 && errno == EBUSY && now_mono() < deadline) {
             reap();
             nap_ms(2);
@@ -1646,10 +1655,12 @@ static void rmdir_pruning(char *dir, size_t root) {
     }
 }
 
-/* The spare init's cgroup becomes the container's: a rename in each v1 hierarchy (same
- * parent only). Where it cannot (another parent, the cgroup2 hierarchy, a name taken),
- * the init makes and joins the container's cgroup itself, and the spare's directories,
- * left empty, are removed by spare_cgroup_cleanup once the init is ready. */
+/* The spare init's cgroup becomes the container's (same parent only): renamed in each v1
+ * hierarchy; in the cgroup2 hierarchy of a hybrid host, which has no rename, the spare's
+ * cgroup simply is the container's (at_spare; the init agrees: container.plan_job).
+ * Where neither holds (another parent, a name taken), the init makes and joins the
+ * container's cgroup itself, and the spare's directories, left empty, are removed by
+ * spare_cgroup_cleanup once the init is ready. */
 static void take_spare_cgroup(void) {
     if (!S.spare_cgroup || !S.cgroup_path)
         return;
@@ -1660,7 +1671,12 @@ static void take_spare_cgroup(void) {
     for (int i = 0; i < S.n_mounts; i++) {
         snprintf(from, sizeof from, "%s%s", S.cgroup_mounts[i], S.spare_cgroup);
         snprintf(to, sizeof to, "%s%s", S.cgroup_mounts[i], S.cgroup_path);
-        if (rename(from, to) < 0 && errno != ENOENT)
+        if (rename(from, to) == 0 || errno == ENOENT)
+            continue;
+        struct statfs fs;
+        if (statfs(S.cgroup_mounts[i], &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
+            S.at_spare[i] = true;
+        else
             warn("cgroup %s -> %s: %s", from, to, strerror(errno));
     }
 }
@@ -1671,6 +1687,8 @@ static void spare_cgroup_cleanup(void) {
     char dir[4096];
     double deadline = now_mono() + 2.0;          /* a process just gone may still count */
     for (int i = 0; i < S.n_mounts; i++) {
+        if (S.at_spare[i])                       /* the container's: cgroup_cleanup's */
+            continue;
         snprintf(dir, sizeof dir, "%s%s", S.cgroup_mounts[i], S.spare_cgroup);
         int r;
         while ((r = rmdir(dir)) < 0 && errno == EBUSY && now_mono() < deadline)
@@ -1684,7 +1702,6 @@ static void spare_cgroup_cleanup(void) {
             rmdir_pruning(dir, root);
         }
     }
-    S.spare_cgroup = NULL;
 }
 
 /* A spare: tell the daemon we are ready (at the priority we were made from), wait for the
