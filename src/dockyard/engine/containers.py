@@ -322,9 +322,11 @@ class ContainerService:
             # as it is ready, saving a round trip (it then waits for our "wait")
             "start": not lv.pending_attach,
         }
-        # the init's move into its cgroup comes ~10 ms from now: start the kernel's slow
-        # first-mover wait for that lock now, beside the spawn (runtime.cgroups.warm_up)
-        asyncio.get_running_loop().run_in_executor(None, warm_up)
+        if shim_cfg["fresh"]:
+            # a fresh init is moved into its cgroup ~10 ms from now: start the kernel's slow
+            # first-mover wait for that lock now, beside the spawn (runtime.cgroups.warm_up;
+            # a spare init is in its cgroup already: no move, no wait)
+            asyncio.get_running_loop().run_in_executor(None, warm_up)
         try:
             spawned = await self.launcher.spawn(shim_cfg)
         except errors.OCIRuntimeError as exc:
