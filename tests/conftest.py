@@ -24,9 +24,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import leakcheck  # noqa: E402
+from requires import require  # noqa: E402
 
 IS_ROOT = os.geteuid() == 0
-REQUIRE_ROOT = os.environ.get("DOCKYARD_REQUIRE_ROOT") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -39,10 +39,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("root") and not IS_ROOT:
-        if REQUIRE_ROOT:
-            pytest.fail("this test needs root and DOCKYARD_REQUIRE_ROOT=1 forbids skipping it")
-        pytest.skip("needs root (namespaces, mounts, cgroups)")
+    if item.get_closest_marker("root"):
+        require(IS_ROOT, "needs root (namespaces, mounts, cgroups)")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requires import require
+
 ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX_TAR = Path(os.environ.get("DOCKYARD_BUSYBOX_TAR", ROOT / "build" / "busybox-rootfs.tar"))
 
@@ -40,8 +42,7 @@ ROWS = [
 
 @pytest.mark.slow
 def test_bench_quick_completes() -> None:
-    if not BUSYBOX_TAR.exists():
-        pytest.skip(f"{BUSYBOX_TAR} is missing (make images)")
+    require(BUSYBOX_TAR.exists(), f"{BUSYBOX_TAR} is missing (make images)")
     env = dict(os.environ, DOCKYARD_BUSYBOX_TAR=str(BUSYBOX_TAR))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick"],
