@@ -543,15 +543,16 @@ def plan_job(data: bytes, cgroup_root: Path = DEFAULT_ROOT, staged: Staged | Non
             # the cgroup2 hierarchy of a hybrid host has no rename: the spare's cgroup
             # there, under the same parent, is the container's (the shim agrees)
             parent = cg.path.rsplit("/", 1)[0]
-            ours = [h for h in cg.hierarchies if not (
-                h.fstype == "cgroup2" and now.get(h.key, "").startswith(parent + "/spare-"))]
-            if len(ours) < len(cg.hierarchies):
-                cg = type(cg)(cg.path, tuple(ours), cgroup_root)
-            cg.create()  # (idempotent: the shim may have renamed our spare cgroup to it)
+            ours = tuple(h for h in cg.hierarchies if not (
+                h.fstype == "cgroup2" and now.get(h.key, "").startswith(parent + "/spare-")))
+            cg = type(cg)(cg.path, ours, cgroup_root)
+            # made and joined only where the shim did not rename the spare's to it
+            missing = type(cg)(cg.path, tuple(h for h in ours if now.get(h.key) != cg.path),
+                               cgroup_root)
+            missing.create()
             cg.apply((spec.get("linux") or {}).get("resources"))
-            for h, path in zip(cg.hierarchies, cg.procs_files(), strict=True):
-                if now.get(h.key) != cg.path:  # not in it yet
-                    procs.append(f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}")
+            procs = [f"/proc/self/fd/{os.open(path, os.O_WRONLY | os.O_CLOEXEC)}"
+                     for path in missing.procs_files()]
         except (OSError, DockyardError) as exc:
             raise _cgroup_error(cg, exc) from exc
     plan, _ = _plan(spec, cfg["bundle"], mounts, cgroup_path, cgroup_root, cgroup_procs=procs)

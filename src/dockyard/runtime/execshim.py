@@ -50,6 +50,7 @@ from dockyard.runtime.shim import (
     _tty_stdio,
     exit_status,
     read_output,
+    reaped,
 )
 
 __all__ = ["ExecConfig", "ExecShim", "main"]
@@ -217,13 +218,7 @@ class ExecShim:
     # --- the process ------------------------------------------------------------------------
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reaped():
             if pid == self.pid:
                 self.exit_code = exit_status(status)
                 self._maybe_done()

@@ -42,7 +42,7 @@ import struct
 import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,6 +77,18 @@ def read_output(fd: int) -> bytes | None:
         if exc.errno != errno.EIO:
             raise
         return b""
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 def exit_status(status: int) -> int:
@@ -208,7 +220,9 @@ class _Helper:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 spare = None
                 if warm:
-                    _warm_up_creation()
+                    from dockyard.runtime.container import warm_up_planning
+
+                    warm_up_planning()
                     if create is None and spare_init:
                         spare = _spare_init()
                 try:
@@ -305,13 +319,6 @@ def warm_up() -> None:
     for fd in [*child_fds, *io.out, io.stdin_fd]:
         os.close(fd)
     [str(h.mount) for h in open_cgroup(cfg.cgroup_path).hierarchies]
-
-
-def _warm_up_creation() -> None:
-    """The same in a spare's helper: a dry run of ``create_init``'s planning."""
-    from dockyard.runtime.container import warm_up_planning
-
-    warm_up_planning()
 
 
 def _creator(cfg: ShimConfig, spare: Any = None) -> Callable[..., Any]:
@@ -626,13 +633,7 @@ class Shim:
     def _reap(self) -> None:
         """Reap every child that exited: the init, the helper, and orphans of the container
         reparented to the shim (a subreaper). Only the init's status matters."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reaped():
             if pid == self.pid and self.exit_code is None:
                 self._exited(exit_status(status))
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import struct
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.unit.shim.test_shim import (
     run_shim_process,
     stop_shim_process,
 )
+from tests.unit.shim.test_shim import split_frames as frames
 
 IMPLS = ["python", "native"]
 
@@ -69,15 +69,6 @@ def wait_for(cond: Any, timeout: float = 10) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-def frames(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    while data:
-        stream, n = struct.unpack(">BxxxI", data[:8])
-        out.append((stream, data[8:8 + n]))
-        data = data[8 + n:]
-    return out
 
 
 @pytest.fixture
@@ -332,7 +323,8 @@ def test_the_spare_cgroup_becomes_the_containers(same_parent: bool, container: A
         await launcher.start()
         try:
             assert await asyncio.to_thread(wait_for, lambda: "spawn" in launcher._ready)
-            spares = [p for h in hs for p in (h.mount / launcher_parent.lstrip("/")).glob("spare-*")]
+            spares = [p for h in hs
+                      for p in (h.mount / launcher_parent.lstrip("/")).glob("spare-*")]
             assert spares  # the spare waits in its own cgroup
             res = await launcher.spawn(json.loads(json.dumps(cfg.__dict__)))
             with open(f"/proc/{res['pid']}/cgroup") as f:

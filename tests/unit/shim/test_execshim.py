@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from dockyard.runtime.execshim import ExecConfig, ExecShim
+from tests.unit.shim.test_shim import read_frames
 
 
 class FakeExec:
@@ -81,15 +81,7 @@ class Session:
 
     def frames(self) -> list[tuple[int, bytes]]:
         assert self.stream is not None
-        data = b""
-        while chunk := self.stream.recv(65536):
-            data += chunk
-        out = []
-        while data:
-            stream, n = struct.unpack(">BxxxI", data[:8])
-            out.append((stream, data[8:8 + n]))
-            data = data[8 + n:]
-        return out
+        return read_frames(self.stream)
 
     def exit_code(self) -> int:
         msg = self.line()

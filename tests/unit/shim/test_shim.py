@@ -20,16 +20,15 @@ import pytest
 
 from dockyard.runtime.shim import ShimConfig, exec_native, exit_status, native_binary
 from dockyard.runtime.shim import main as shim_main
+from tests.requires import require
 
 NATIVE = native_binary()  # None when dockyard-shim is not built
 IMPLS = ["python", "native"]
 
 
 def require_native() -> str:
-    if NATIVE is None:
-        if os.environ.get("DOCKYARD_REQUIRE_ROOT") == "1":  # CI (make test) builds it
-            pytest.fail("dockyard-shim is not built (make venv)")
-        pytest.skip("dockyard-shim is not built (make venv)")
+    require(NATIVE is not None, "dockyard-shim is not built (make venv)")
+    assert NATIVE is not None
     return NATIVE
 
 
@@ -165,16 +164,21 @@ def call(state: Path, req: dict[str, Any]) -> tuple[socket.socket, dict[str, Any
     return s, readline(s)
 
 
-def read_frames(s: socket.socket) -> list[tuple[int, bytes]]:
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
+def split_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """Docker's multiplexed stream (8-byte headers) as (stream, payload) pairs."""
     out = []
     while data:
         stream, n = struct.unpack(">BxxxI", data[:8])
         out.append((stream, data[8:8 + n]))
         data = data[8 + n:]
     return out
+
+
+def read_frames(s: socket.socket) -> list[tuple[int, bytes]]:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return split_frames(data)
 
 
 def test_exit_status() -> None:
